@@ -1,0 +1,1 @@
+"""Certificates and TLS policy for the relay (issue 7)."""

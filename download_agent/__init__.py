@@ -1,0 +1,1 @@
+"""The relay's download agent: verified, resumable firmware cache (issue 6)."""

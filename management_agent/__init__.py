@@ -1,0 +1,1 @@
+"""The relay's management agent: registration, heartbeats, tasks (issue 4)."""

@@ -1,0 +1,140 @@
+"""The `relay` command.
+
+relay up [--data-dir DIR] [--json] [--free-ports] [--log-format human|json]
+relay token create --name NAME [--role admin|readonly] [--data-dir DIR] [--json]
+relay version
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from relay import __version__
+from relay.app import StartupError, run
+from relay.config import Config, ConfigError, load_config
+from relay.logs import setup_logging
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, help="state directory (default ~/.relay)")
+    parser.add_argument("--config", type=Path, help="TOML configuration file")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--log-format", choices=("human", "json"), help="log line format")
+    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="relay", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="run the control plane and the relay's services")
+    _common(up)
+    up.add_argument(
+        "--free-ports", action="store_true", help="bind every service to a free loopback port"
+    )
+    up.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    up.add_argument("--api-port", type=int, help="control plane API port (default 8480)")
+    token = sub.add_parser("token", help="manage API tokens offline")
+    token_sub = token.add_subparsers(dest="action", required=True)
+    create = token_sub.add_parser("create", help="create an API token and print it once")
+    _common(create)
+    create.add_argument("--name", required=True)
+    create.add_argument("--role", choices=("admin", "readonly"), default="readonly")
+    sub.add_parser("version", help="print the version")
+    return parser
+
+
+def _config(args: argparse.Namespace) -> Config:
+    flags: dict[str, Any] = {
+        "data_dir": args.data_dir,
+        "log_format": args.log_format,
+        "log_level": args.log_level,
+    }
+    for name in ("free_ports", "host", "api_port"):
+        if getattr(args, name, None) not in (None, False):
+            flags[name] = getattr(args, name)
+    return load_config(flags, config_file=args.config)
+
+
+def _print_banner(facts: dict[str, Any]) -> None:
+    token_hint = f"$(cat {facts['token_file']})"
+    print(
+        "relay is up\n"
+        f"  control plane API  {facts['api']}\n"
+        f"  OpenAPI            {facts['openapi']}\n"
+        f"  admin token        {facts['token_file']} (mode 0600)\n"
+        f"  tenant             {facts['tenant']}\n"
+        f"  data directory     {facts['data_dir']}\n"
+        f'try:  curl -H "Authorization: Bearer {token_hint}" {facts["api"]}/sites\n'
+        "Press Ctrl-C to stop.",
+        flush=True,
+    )
+
+
+async def _up(config: Config, as_json: bool) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    def ready(facts: dict[str, Any]) -> None:
+        if as_json:
+            print(json.dumps(facts), flush=True)
+        else:
+            _print_banner(facts)
+
+    async def stopped() -> None:
+        await stop.wait()
+
+    await run(config, ready, stopped)
+
+
+def _token_create(config: Config, args: argparse.Namespace) -> int:
+    from relay.cloud.controlplane import ControlPlane
+
+    plane = ControlPlane(config.data_dir / "cloud")
+    try:
+        plane.bootstrap()
+        token, row = plane.tenancy.create_token({"name": args.name, "role": args.role}, "cli")
+    finally:
+        plane.close()
+    print(json.dumps({**row, "token": token}) if args.json else token)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "version":
+        print(__version__)
+        return 0
+    try:
+        config = _config(args)
+    except ConfigError as exc:
+        print(f"relay: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(config.log_format, config.log_level)
+    try:
+        if args.command == "token":
+            return _token_create(config, args)
+        asyncio.run(_up(config, args.json))
+    except StartupError as exc:
+        print(f"relay: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # the rules' own errors, e.g. a bad token name
+        from relay.cloud.rules.errors import RuleError
+
+        if isinstance(exc, RuleError):
+            print(f"relay: {exc.message}", file=sys.stderr)
+            return 2
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,882 @@
+"""The REST API under /api/v1: handlers and the route table they are served from.
+
+Handlers are thin: parse the request, call the control plane on its worker
+thread, shape the answer. Rules live in relay.cloud; errors become JSON in
+`errors.error_middleware`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from aiohttp import web
+
+from relay.cloud.api.auth import WORKER, actor, auth_middleware
+from relay.cloud.api.errors import ApiError, error_middleware
+from relay.cloud.api.openapi import (
+    BOOL,
+    INT,
+    STR,
+    STR_LIST,
+    Route,
+    Schema,
+    build_document,
+    list_of,
+    obj,
+    ref,
+)
+from relay.cloud.controlplane import CloudWorker, ControlPlane
+from relay.cloud.store.store import DeviceListQuery
+
+API = "/api/v1"
+MAX_JSON_BYTES = 2 * 1024 * 1024
+NOTES = {
+    "auth": "Authenticate with `Authorization: Bearer <token>`. Read-only tokens are refused "
+    "every write (403). The first admin token is written to `<data-dir>/admin-token`.",
+    "errors": 'Errors are `{"error": {"code", "message", "field"}}` with status 400, 401, 403, '
+    "404, 409, 413 or 422.",
+    "imports": "CSV imports apply every good row and report every bad one (as PDMS-E does): "
+    "each row is applied all-or-nothing, so a rejected row changes nothing. A whole-file "
+    "problem (headers, mixed separators in the header, too many rows, too large) applies "
+    "nothing and answers 413/422.",
+}
+
+
+def _plane(request: web.Request) -> ControlPlane:
+    return request.app[WORKER].plane
+
+
+def _worker(request: web.Request) -> CloudWorker:
+    return request.app[WORKER]
+
+
+async def _json(request: web.Request, kind: type = dict) -> Any:
+    if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
+        raise ApiError(413, "too_large", f"JSON bodies are limited to {MAX_JSON_BYTES} bytes")
+    raw = await request.read()
+    if len(raw) > MAX_JSON_BYTES:
+        raise ApiError(413, "too_large", f"JSON bodies are limited to {MAX_JSON_BYTES} bytes")
+    try:
+        value = json.loads(raw or b"null")
+    except (ValueError, RecursionError) as exc:
+        raise ApiError(400, "invalid_json", f"body is not valid JSON: {exc}", "body") from exc
+    if not isinstance(value, kind):
+        name = "an object" if kind is dict else "a list"
+        raise ApiError(400, "invalid_json", f"body must be {name}", "body")
+    return value
+
+
+def _ok(value: Any, status: int = 200) -> web.Response:
+    return web.json_response(value, status=status)
+
+
+def _int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ApiError(400, "invalid_query", f"{name} must be a number {low}-{high}", name)
+    return int(raw)
+
+
+# -- misc ------------------------------------------------------------------
+
+
+async def health(request: web.Request) -> web.Response:
+    return _ok({"status": "ok"})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return _ok(build_document(ROUTES, NOTES))
+
+
+async def get_tenant(request: web.Request) -> web.Response:
+    return _ok(await _worker(request).call(_plane(request).tenancy.get))
+
+
+async def patch_tenant(request: web.Request) -> web.Response:
+    body = await _json(request)
+    return _ok(await _worker(request).call(_plane(request).tenancy.update, body, actor(request)))
+
+
+async def list_tokens(request: web.Request) -> web.Response:
+    return _ok(await _worker(request).call(_plane(request).tenancy.tokens))
+
+
+async def create_token(request: web.Request) -> web.Response:
+    body = await _json(request)
+    token, row = await _worker(request).call(
+        _plane(request).tenancy.create_token, body, actor(request)
+    )
+    return _ok({**row, "token": token}, 201)
+
+
+async def revoke_token(request: web.Request) -> web.Response:
+    plane = _plane(request)
+    await _worker(request).call(
+        plane.tenancy.revoke_token, request.match_info["id"], actor(request)
+    )
+    return web.Response(status=204)
+
+
+async def activity(request: web.Request) -> web.Response:
+    raw = request.query.get("date")
+    try:
+        day = dt.date.fromisoformat(raw) if raw else dt.datetime.now(dt.UTC).date()
+    except ValueError as exc:
+        raise ApiError(400, "invalid_query", "date must be YYYY-MM-DD", "date") from exc
+    entries = await _worker(request).call(_plane(request).activity.week, day)
+    if request.query.get("format") == "jsonl":
+        text = "".join(json.dumps(e) + "\n" for e in entries)
+        return web.Response(
+            text=text,
+            content_type="application/x-ndjson",
+            headers={"Content-Disposition": f'attachment; filename="activity-{day}.jsonl"'},
+        )
+    return _ok({"week_of": str(day), "entries": entries})
+
+
+# -- sites -------------------------------------------------------------------
+
+
+async def list_sites(request: web.Request) -> web.Response:
+    return _ok(await _worker(request).call(_plane(request).sites.listing))
+
+
+async def create_site(request: web.Request) -> web.Response:
+    body = await _json(request)
+    return _ok(await _worker(request).call(_plane(request).sites.create, body, actor(request)), 201)
+
+
+async def match_site(request: web.Request) -> web.Response:
+    public_ip = request.query.get("public_ip")
+    if not public_ip:
+        raise ApiError(400, "invalid_query", "public_ip is required", "public_ip")
+    site = await _worker(request).call(
+        _plane(request).sites.match, public_ip, request.query.get("private_ip")
+    )
+    return _ok({"site": site})
+
+
+async def import_sites(request: web.Request) -> web.Response:
+    data = await request.read()
+    report = await _worker(request).call(
+        _plane(request).sites.import_csv, data, actor(request), request.query.get("separator")
+    )
+    return _ok(report.as_dict())
+
+
+async def get_site(request: web.Request) -> web.Response:
+    return _ok(await _worker(request).call(_plane(request).sites.get, request.match_info["name"]))
+
+
+async def patch_site(request: web.Request) -> web.Response:
+    body = await _json(request)
+    name = request.match_info["name"]
+    return _ok(
+        await _worker(request).call(_plane(request).sites.update, name, body, actor(request))
+    )
+
+
+async def delete_site(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    await _worker(request).call(_plane(request).sites.delete, name, actor(request))
+    return web.Response(status=204)
+
+
+# -- groups ------------------------------------------------------------------
+
+
+async def list_groups(request: web.Request) -> web.Response:
+    return _ok(await _worker(request).call(_plane(request).groups.listing))
+
+
+async def create_group(request: web.Request) -> web.Response:
+    body = await _json(request)
+    return _ok(
+        await _worker(request).call(_plane(request).groups.create, body, actor(request)), 201
+    )
+
+
+async def get_group(request: web.Request) -> web.Response:
+    return _ok(await _worker(request).call(_plane(request).groups.get, request.match_info["name"]))
+
+
+async def patch_group(request: web.Request) -> web.Response:
+    body = await _json(request)
+    name = request.match_info["name"]
+    return _ok(
+        await _worker(request).call(_plane(request).groups.update, name, body, actor(request))
+    )
+
+
+async def delete_group(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    await _worker(request).call(_plane(request).groups.delete, name, actor(request))
+    return web.Response(status=204)
+
+
+async def top_priority(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    return _ok(
+        await _worker(request).call(_plane(request).groups.set_top_priority, name, actor(request))
+    )
+
+
+async def change_group_devices(request: web.Request) -> web.Response:
+    body = await _json(request)
+    add, remove = body.get("add", []), body.get("remove", [])
+    for key, value in (("add", add), ("remove", remove)):
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ApiError(422, "invalid_type", f"{key} must be a list of device ids", key)
+    name = request.match_info["name"]
+    return _ok(
+        await _worker(request).call(
+            _plane(request).groups.change_members,
+            name,
+            [v.lower() for v in add],
+            [v.lower() for v in remove],
+            actor(request),
+        )
+    )
+
+
+async def get_default_groups(request: web.Request) -> web.Response:
+    return _ok(await _worker(request).call(_plane(request).groups.default_groups))
+
+
+async def put_default_groups(request: web.Request) -> web.Response:
+    body = await _json(request, list)
+    return _ok(
+        await _worker(request).call(_plane(request).groups.set_default_groups, body, actor(request))
+    )
+
+
+# -- devices -----------------------------------------------------------------
+
+
+async def list_devices(request: web.Request) -> web.Response:
+    q = request.query
+    query = DeviceListQuery(
+        search=q.get("q", "")[:200],
+        site=q.get("site"),
+        group=q.get("group"),
+        model=q.get("model"),
+        type=q.get("type"),
+        offset=_int_query(request, "offset", 0, 0, 10**9),
+        limit=_int_query(request, "limit", 100, 1, 1000),
+    )
+    return _ok(await _worker(request).call(_plane(request).devices.listing, query))
+
+
+async def create_device(request: web.Request) -> web.Response:
+    body = await _json(request)
+    return _ok(
+        await _worker(request).call(_plane(request).devices.create, body, actor(request)), 201
+    )
+
+
+async def import_devices(request: web.Request) -> web.Response:
+    data = await request.read()
+    mode = request.query.get("update", "skip")
+    report = await _worker(request).call(
+        _plane(request).devices.import_csv,
+        data,
+        mode,
+        actor(request),
+        request.query.get("separator"),
+    )
+    return _ok(report.as_dict())
+
+
+async def export_devices(request: web.Request) -> web.Response:
+    separator = request.query.get("separator", ",")
+    separator = "\t" if separator.lower() in ("tab", "\\t") else separator
+    text = await _worker(request).call(_plane(request).devices.export_csv, separator)
+    return web.Response(
+        text=text,
+        content_type="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="devices.csv"'},
+    )
+
+
+async def get_device(request: web.Request) -> web.Response:
+    return _ok(await _worker(request).call(_plane(request).devices.get, request.match_info["mac"]))
+
+
+async def patch_device(request: web.Request) -> web.Response:
+    body = await _json(request)
+    mac = request.match_info["mac"]
+    return _ok(
+        await _worker(request).call(_plane(request).devices.update, mac, body, actor(request))
+    )
+
+
+async def delete_device(request: web.Request) -> web.Response:
+    mac = request.match_info["mac"]
+    await _worker(request).call(_plane(request).devices.delete, mac, actor(request))
+    return web.Response(status=204)
+
+
+async def get_device_groups(request: web.Request) -> web.Response:
+    device = await _worker(request).call(_plane(request).devices.get, request.match_info["mac"])
+    return _ok(device["groups"])
+
+
+async def put_device_groups(request: web.Request) -> web.Response:
+    body = await _json(request, list)
+    mac = request.match_info["mac"]
+    return _ok(
+        await _worker(request).call(_plane(request).devices.set_groups, mac, body, actor(request))
+    )
+
+
+async def effective_config(request: web.Request) -> web.Response:
+    mac = request.match_info["mac"]
+    return _ok(await _worker(request).call(_plane(request).deployment.effective_out, mac))
+
+
+# -- profiles ----------------------------------------------------------------
+
+
+async def list_profiles(request: web.Request) -> web.Response:
+    kind = request.query.get("type")
+    return _ok(await _worker(request).call(_plane(request).profiles.listing, kind))
+
+
+async def create_profile(request: web.Request) -> web.Response:
+    body = await _json(request)
+    return _ok(
+        await _worker(request).call(_plane(request).profiles.create, body, actor(request)), 201
+    )
+
+
+async def export_profiles(request: web.Request) -> web.Response:
+    names = request.query.getall("name", []) or None
+    data = await _worker(request).call(_plane(request).profiles.export_zip, names)
+    return web.Response(
+        body=data,
+        content_type="application/zip",
+        headers={"Content-Disposition": 'attachment; filename="profiles.zip"'},
+    )
+
+
+async def get_profile(request: web.Request) -> web.Response:
+    return _ok(
+        await _worker(request).call(_plane(request).profiles.get, request.match_info["name"])
+    )
+
+
+async def patch_profile(request: web.Request) -> web.Response:
+    body = await _json(request)
+    name = request.match_info["name"]
+    return _ok(
+        await _worker(request).call(_plane(request).profiles.update, name, body, actor(request))
+    )
+
+
+async def delete_profile(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    await _worker(request).call(_plane(request).profiles.delete, name, actor(request))
+    return web.Response(status=204)
+
+
+async def copy_profile(request: web.Request) -> web.Response:
+    body = await _json(request)
+    name = request.match_info["name"]
+    return _ok(
+        await _worker(request).call(_plane(request).profiles.copy, name, body, actor(request)),
+        201,
+    )
+
+
+async def import_profile_file(request: web.Request) -> web.Response:
+    data = await request.read()
+    name = request.match_info["name"]
+    return _ok(
+        await _worker(request).call(
+            _plane(request).profiles.import_file, name, data, actor(request)
+        )
+    )
+
+
+# -- deployment ----------------------------------------------------------------
+
+
+async def deployment_overview(request: web.Request) -> web.Response:
+    return _ok(await _worker(request).call(_plane(request).deployment.overview))
+
+
+async def get_binding(request: web.Request) -> web.Response:
+    m = request.match_info
+    return _ok(
+        await _worker(request).call(_plane(request).deployment.get, m["container"], m["key"])
+    )
+
+
+async def put_binding(request: web.Request) -> web.Response:
+    body = await _json(request)
+    m = request.match_info
+    return _ok(
+        await _worker(request).call(
+            _plane(request).deployment.set,
+            m["container"],
+            m["key"],
+            body.get("profiles"),
+            actor(request),
+        )
+    )
+
+
+# -- images ------------------------------------------------------------------
+
+
+async def list_images(request: web.Request) -> web.Response:
+    return _ok(await _worker(request).call(_plane(request).images.listing))
+
+
+async def register_image(request: web.Request) -> web.Response:
+    if request.content_type != "application/json":
+        raise ApiError(
+            415,
+            "unsupported_media_type",
+            'register an image with JSON {"model", "version", "filename", "size", "sha256", "url"}',
+        )
+    body = await _json(request)
+    return _ok(
+        await _worker(request).call(_plane(request).images.register, body, actor(request)), 201
+    )
+
+
+async def get_image(request: web.Request) -> web.Response:
+    return _ok(await _worker(request).call(_plane(request).images.get, request.match_info["id"]))
+
+
+async def delete_image(request: web.Request) -> web.Response:
+    image_id = request.match_info["id"]
+    await _worker(request).call(_plane(request).images.delete, image_id, actor(request))
+    return web.Response(status=204)
+
+
+# -- the table -----------------------------------------------------------------
+
+SITE_BODY: Schema = obj(
+    name=STR,
+    description=STR,
+    location=STR,
+    download_path=STR,
+    site_specific=BOOL,
+    public_subnets={
+        "type": "array",
+        "items": obj(cidr={"type": "string", "example": "20.1.0.0/16"}, private_subnets=STR_LIST),
+    },
+)
+PROFILE_BODY: Schema = obj(
+    name=STR,
+    description=STR,
+    parameters={"type": "object", "additionalProperties": STR},
+    add_parameters={"type": "object", "additionalProperties": STR},
+    software={"type": ["string", "null"]},
+)
+CSV: Schema = {"type": "string"}
+REPORT = ref("ImportReport")
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", f"{API}/health", health, "Liveness", "meta", public=True),
+    Route("GET", f"{API}/openapi.json", openapi, "This document", "meta", public=True),
+    Route("GET", f"{API}/tenant", get_tenant, "The tenant and its provisioning settings", "tenant"),
+    Route(
+        "PATCH",
+        f"{API}/tenant",
+        patch_tenant,
+        "Edit host name, provisioning account, download paths, polling window",
+        "tenant",
+        request=obj(
+            hostname=STR,
+            provisioning_account=obj(user=STR, password=STR),
+            download_paths=obj(enterprise=STR, internet=STR),
+            polling_window=obj(start=STR, end=STR),
+        ),
+    ),
+    Route("GET", f"{API}/tokens", list_tokens, "API tokens (never their secrets)", "tenant"),
+    Route(
+        "POST",
+        f"{API}/tokens",
+        create_token,
+        "Create a token; the secret is shown once",
+        "tenant",
+        request=obj(name=STR, role={"type": "string", "enum": ["admin", "readonly"]}),
+        status=201,
+    ),
+    Route("DELETE", f"{API}/tokens/{{id}}", revoke_token, "Revoke a token", "tenant", status=204),
+    Route(
+        "GET",
+        f"{API}/activity",
+        activity,
+        "The activity log of the week holding `date`",
+        "tenant",
+        query=(
+            ("date", "string", "YYYY-MM-DD, default today"),
+            ("format", "string", "jsonl to download the week as a file"),
+        ),
+    ),
+    Route("GET", f"{API}/sites", list_sites, "All sites", "sites", response=list_of("Site")),
+    Route(
+        "POST",
+        f"{API}/sites",
+        create_site,
+        "Add a site",
+        "sites",
+        request=SITE_BODY,
+        response=ref("Site"),
+        status=201,
+    ),
+    Route(
+        "GET",
+        f"{API}/sites/match",
+        match_site,
+        "The site an address pair belongs to",
+        "sites",
+        response=obj(site=STR),
+        query=(("public_ip", "string", "required"), ("private_ip", "string", "optional")),
+    ),
+    Route(
+        "POST",
+        f"{API}/sites/import",
+        import_sites,
+        "Import sites from CSV",
+        "sites",
+        request=CSV,
+        request_type="text/csv",
+        response=REPORT,
+        query=(("separator", "string", "force ',', ';' or tab; detected by default"),),
+    ),
+    Route("GET", f"{API}/sites/{{name}}", get_site, "One site", "sites", response=ref("Site")),
+    Route(
+        "PATCH",
+        f"{API}/sites/{{name}}",
+        patch_site,
+        "Edit a site",
+        "sites",
+        request=SITE_BODY,
+        response=ref("Site"),
+    ),
+    Route(
+        "DELETE",
+        f"{API}/sites/{{name}}",
+        delete_site,
+        "Delete a site; its devices move to the sites they now match",
+        "sites",
+        status=204,
+    ),
+    Route(
+        "GET",
+        f"{API}/device-groups",
+        list_groups,
+        "All device groups",
+        "groups",
+        response=list_of("Group"),
+    ),
+    Route(
+        "POST",
+        f"{API}/device-groups",
+        create_group,
+        "Add a device group",
+        "groups",
+        request=obj(name=STR, description=STR),
+        response=ref("Group"),
+        status=201,
+    ),
+    Route(
+        "GET",
+        f"{API}/default-device-groups",
+        get_default_groups,
+        "Groups that auto-added devices join, in priority order",
+        "groups",
+        response=STR_LIST,
+    ),
+    Route(
+        "PUT",
+        f"{API}/default-device-groups",
+        put_default_groups,
+        "Set the default groups, in priority order",
+        "groups",
+        request=STR_LIST,
+        response=STR_LIST,
+    ),
+    Route(
+        "GET",
+        f"{API}/device-groups/{{name}}",
+        get_group,
+        "One group with its devices",
+        "groups",
+        response=ref("Group"),
+    ),
+    Route(
+        "PATCH",
+        f"{API}/device-groups/{{name}}",
+        patch_group,
+        "Rename or describe a group",
+        "groups",
+        request=obj(name=STR, description=STR),
+        response=ref("Group"),
+    ),
+    Route(
+        "DELETE",
+        f"{API}/device-groups/{{name}}",
+        delete_group,
+        "Delete a group and its associations",
+        "groups",
+        status=204,
+    ),
+    Route(
+        "POST",
+        f"{API}/device-groups/{{name}}/top-priority",
+        top_priority,
+        "Make the group its devices' highest-priority group",
+        "groups",
+        response=ref("Group"),
+    ),
+    Route(
+        "POST",
+        f"{API}/device-groups/{{name}}/devices",
+        change_group_devices,
+        "Add devices to / remove devices from a group",
+        "groups",
+        request=obj(add=STR_LIST, remove=STR_LIST),
+        response=ref("Group"),
+    ),
+    Route(
+        "GET",
+        f"{API}/devices",
+        list_devices,
+        "Search and filter devices",
+        "devices",
+        response=obj(total=INT, offset=INT, limit=INT, devices=list_of("Device")),
+        query=(
+            ("q", "string", "case-insensitive substring"),
+            ("site", "string", ""),
+            ("group", "string", ""),
+            ("model", "string", ""),
+            ("type", "string", ""),
+            ("offset", "integer", ""),
+            ("limit", "integer", "1-1000"),
+        ),
+    ),
+    Route(
+        "POST",
+        f"{API}/devices",
+        create_device,
+        "Add a device",
+        "devices",
+        request=obj(
+            mac=STR,
+            serial=STR,
+            type=STR,
+            model=STR,
+            name=STR,
+            description=STR,
+            private_ip=STR,
+            public_ip=STR,
+            groups=STR_LIST,
+        ),
+        response=ref("Device"),
+        status=201,
+    ),
+    Route(
+        "POST",
+        f"{API}/devices/import",
+        import_devices,
+        "Import devices from CSV",
+        "devices",
+        request=CSV,
+        request_type="text/csv",
+        response=REPORT,
+        query=(
+            ("update", "string", "skip (default), overwrite or merge"),
+            ("separator", "string", "force ',', ';' or tab; detected by default"),
+        ),
+    ),
+    Route(
+        "GET",
+        f"{API}/devices/export",
+        export_devices,
+        "Export devices and their CSV profiles in the import format",
+        "devices",
+        response=CSV,
+        response_type="text/csv",
+        query=(("separator", "string", "',' (default), ';' or tab"),),
+    ),
+    Route(
+        "GET",
+        f"{API}/devices/{{mac}}",
+        get_device,
+        "One device (MAC or serial)",
+        "devices",
+        response=ref("Device"),
+    ),
+    Route(
+        "PATCH",
+        f"{API}/devices/{{mac}}",
+        patch_device,
+        "Edit name, description, addresses, model, type",
+        "devices",
+        request=obj(name=STR, description=STR, private_ip=STR, public_ip=STR, model=STR, type=STR),
+        response=ref("Device"),
+    ),
+    Route(
+        "DELETE",
+        f"{API}/devices/{{mac}}",
+        delete_device,
+        "Delete a device with its CSV profile",
+        "devices",
+        status=204,
+    ),
+    Route(
+        "GET",
+        f"{API}/devices/{{mac}}/groups",
+        get_device_groups,
+        "The device's groups in priority order",
+        "devices",
+        response=STR_LIST,
+    ),
+    Route(
+        "PUT",
+        f"{API}/devices/{{mac}}/groups",
+        put_device_groups,
+        "Set the device's groups in priority order",
+        "devices",
+        request=STR_LIST,
+        response=STR_LIST,
+    ),
+    Route(
+        "GET",
+        f"{API}/devices/{{mac}}/effective-config",
+        effective_config,
+        "Every parameter's effective value with its profile and container, and the software",
+        "deployment",
+        response=ref("EffectiveConfig"),
+    ),
+    Route(
+        "GET",
+        f"{API}/profiles",
+        list_profiles,
+        "All profiles",
+        "profiles",
+        response=list_of("Profile"),
+        query=(("type", "string", "standard, user, software or imported"),),
+    ),
+    Route(
+        "POST",
+        f"{API}/profiles",
+        create_profile,
+        "Add a user-defined profile",
+        "profiles",
+        request=PROFILE_BODY,
+        response=ref("Profile"),
+        status=201,
+    ),
+    Route(
+        "GET",
+        f"{API}/profiles/export",
+        export_profiles,
+        "User-defined profiles as a ZIP (all, or the `name`s given)",
+        "profiles",
+        response={"type": "string", "format": "binary"},
+        response_type="application/zip",
+        query=(("name", "string", "repeatable; default all user-defined"),),
+    ),
+    Route(
+        "GET",
+        f"{API}/profiles/{{name}}",
+        get_profile,
+        "One profile with parameters and bindings",
+        "profiles",
+        response=ref("Profile"),
+    ),
+    Route(
+        "PATCH",
+        f"{API}/profiles/{{name}}",
+        patch_profile,
+        "Edit a user-defined profile",
+        "profiles",
+        request=PROFILE_BODY,
+        response=ref("Profile"),
+    ),
+    Route(
+        "DELETE",
+        f"{API}/profiles/{{name}}",
+        delete_profile,
+        "Delete a profile and its bindings",
+        "profiles",
+        status=204,
+    ),
+    Route(
+        "POST",
+        f"{API}/profiles/{{name}}/copy",
+        copy_profile,
+        "Copy into a new user-defined profile",
+        "profiles",
+        request=obj(name=STR, description=STR),
+        response=ref("Profile"),
+        status=201,
+    ),
+    Route(
+        "POST",
+        f"{API}/profiles/{{name}}/import",
+        import_profile_file,
+        "Add the parameters of a .cfg/.xml file (polycomConfig or PHONE_CONFIG)",
+        "profiles",
+        request={"type": "string"},
+        request_type="application/xml",
+        response=ref("Profile"),
+    ),
+    Route(
+        "GET",
+        f"{API}/deployment",
+        deployment_overview,
+        "Every container key with bound profiles",
+        "deployment",
+    ),
+    Route(
+        "GET",
+        f"{API}/deployment/{{container}}/{{key}}",
+        get_binding,
+        "Profiles bound in a container (global key is '-')",
+        "deployment",
+        response=obj(container=STR, key=STR, profiles=STR_LIST),
+    ),
+    Route(
+        "PUT",
+        f"{API}/deployment/{{container}}/{{key}}",
+        put_binding,
+        "Bind profiles, highest priority first",
+        "deployment",
+        request=obj(profiles=STR_LIST),
+        response=obj(container=STR, key=STR, profiles=STR_LIST),
+    ),
+    Route("GET", f"{API}/images", list_images, "Software images", "images"),
+    Route(
+        "POST",
+        f"{API}/images",
+        register_image,
+        "Register an image; it produces a software profile",
+        "images",
+        request=obj(model=STR, version=STR, filename=STR, size=INT, sha256=STR, url=STR),
+        status=201,
+    ),
+    Route("GET", f"{API}/images/{{id}}", get_image, "One image", "images"),
+    Route("DELETE", f"{API}/images/{{id}}", delete_image, "Delete an image", "images", status=204),
+)
+
+
+def build_app(worker: CloudWorker, max_body_bytes: int) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware], client_max_size=max_body_bytes
+    )
+    app[WORKER] = worker
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, route.handler)
+    return app

@@ -1,0 +1,554 @@
+"""All SQL of the control plane, in one place (architecture.md "Storage").
+
+SQLite in WAL mode through sqlite-utils. The store is owned by one worker
+thread (see `relay.cloud.worker`), so it needs no locks. Callers group writes
+with `transaction()`, so that a rejected CSV row or a failed edit changes
+nothing. Moving to PostgreSQL later means replacing this module only.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tenant (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    hostname TEXT NOT NULL,
+    prov_user TEXT,
+    prov_password_hash TEXT,
+    download_path_enterprise TEXT NOT NULL DEFAULT '',
+    download_path_internet TEXT NOT NULL DEFAULT '',
+    polling_start TEXT NOT NULL DEFAULT '03:00',
+    polling_end TEXT NOT NULL DEFAULT '05:00',
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('admin', 'readonly')),
+    hash TEXT NOT NULL UNIQUE,
+    created REAL NOT NULL,
+    last_used REAL,
+    revoked INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS sites (
+    name TEXT PRIMARY KEY,
+    description TEXT NOT NULL DEFAULT '',
+    location TEXT NOT NULL DEFAULT '',
+    download_path TEXT NOT NULL DEFAULT '',
+    site_specific INTEGER NOT NULL DEFAULT 0,
+    builtin INTEGER NOT NULL DEFAULT 0,
+    subnets TEXT NOT NULL DEFAULT '[]',
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS groups (
+    name TEXT PRIMARY KEY,
+    description TEXT NOT NULL DEFAULT '',
+    default_rank INTEGER,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS devices (
+    id TEXT PRIMARY KEY,
+    mac TEXT UNIQUE,
+    serial TEXT,
+    type TEXT,
+    model TEXT,
+    name TEXT NOT NULL DEFAULT '',
+    description TEXT NOT NULL DEFAULT '',
+    private_ip TEXT,
+    public_ip TEXT,
+    site TEXT,
+    firmware TEXT,
+    source TEXT NOT NULL,
+    created REAL NOT NULL,
+    last_seen REAL
+);
+CREATE INDEX IF NOT EXISTS devices_site ON devices(site);
+CREATE INDEX IF NOT EXISTS devices_model ON devices(model);
+CREATE TABLE IF NOT EXISTS device_groups (
+    device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+    group_name TEXT NOT NULL REFERENCES groups(name) ON DELETE CASCADE ON UPDATE CASCADE,
+    rank INTEGER NOT NULL,
+    PRIMARY KEY (device_id, group_name)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS device_groups_group ON device_groups(group_name);
+CREATE TABLE IF NOT EXISTS profiles (
+    name TEXT PRIMARY KEY,
+    kind TEXT NOT NULL CHECK (kind IN ('standard', 'user', 'software', 'imported')),
+    description TEXT NOT NULL DEFAULT '',
+    software TEXT,
+    owner_device TEXT REFERENCES devices(id) ON DELETE CASCADE,
+    modified REAL NOT NULL,
+    modified_by TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS profiles_owner ON profiles(owner_device);
+CREATE TABLE IF NOT EXISTS profile_params (
+    profile TEXT NOT NULL REFERENCES profiles(name) ON DELETE CASCADE ON UPDATE CASCADE,
+    seq INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (profile, name)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS bindings (
+    container TEXT NOT NULL,
+    key TEXT NOT NULL,
+    rank INTEGER NOT NULL,
+    profile TEXT NOT NULL REFERENCES profiles(name) ON DELETE CASCADE ON UPDATE CASCADE,
+    PRIMARY KEY (container, key, profile)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS bindings_profile ON bindings(profile);
+CREATE TABLE IF NOT EXISTS images (
+    id TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    version TEXT NOT NULL,
+    filename TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    url TEXT NOT NULL DEFAULT '',
+    created REAL NOT NULL
+);
+"""
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceListQuery:
+    """Search and filters of the device list (cloud.md "Device monitor", "Lists")."""
+
+    search: str = ""
+    site: str | None = None
+    group: str | None = None
+    model: str | None = None
+    type: str | None = None
+    offset: int = 0
+    limit: int = 100
+
+
+class Store:
+    """The control plane's database."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=5000")
+        self._conn = conn
+        self.db = sqlite_utils.Database(conn)
+        conn.executescript(_SCHEMA)
+        conn.execute(
+            "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
+            (str(SCHEMA_VERSION),),
+        )
+
+    def close(self) -> None:
+        self._conn.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All-or-nothing; a nested block is a savepoint, so one bad row undoes only itself."""
+        with self.db.atomic():
+            yield
+
+    def _rows(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Row]:
+        cur = self._conn.execute(sql, params)
+        cols = [c[0] for c in cur.description]
+        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+    def _one(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Row | None:
+        rows = self._rows(sql, params)
+        return rows[0] if rows else None
+
+    def _scalar(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        row = self._conn.execute(sql, params).fetchone()
+        return None if row is None else row[0]
+
+    def _exec(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> int:
+        return self._conn.execute(sql, params).rowcount
+
+    # -- tenant and tokens -------------------------------------------------
+
+    def tenant(self) -> Row | None:
+        return self._one("SELECT * FROM tenant LIMIT 1")
+
+    def insert_tenant(self, row: Row) -> None:
+        self.db.table("tenant").insert(row)
+
+    def update_tenant(self, tenant_id: str, changes: Row) -> None:
+        self.db.table("tenant").update(tenant_id, changes)
+
+    def insert_token(self, row: Row) -> None:
+        self.db.table("tokens").insert(row)
+
+    def token_by_hash(self, digest: str) -> Row | None:
+        return self._one("SELECT * FROM tokens WHERE hash = ?", (digest,))
+
+    def tokens(self) -> list[Row]:
+        return self._rows(
+            "SELECT id, name, role, created, last_used, revoked FROM tokens ORDER BY created"
+        )
+
+    def touch_token(self, token_id: str, now: float) -> None:
+        self._exec("UPDATE tokens SET last_used = ? WHERE id = ?", (now, token_id))
+
+    def revoke_token(self, token_id: str) -> int:
+        return self._exec("UPDATE tokens SET revoked = 1 WHERE id = ? AND revoked = 0", (token_id,))
+
+    # -- sites -----------------------------------------------------------
+
+    def site(self, name: str) -> Row | None:
+        return self._one("SELECT * FROM sites WHERE name = ?", (name,))
+
+    def sites(self) -> list[Row]:
+        return self._rows(
+            "SELECT s.*, (SELECT count(*) FROM devices d WHERE d.site = s.name) AS device_count "
+            "FROM sites s ORDER BY s.builtin DESC, s.name"
+        )
+
+    def site_count(self) -> int:
+        return int(self._scalar("SELECT count(*) FROM sites"))
+
+    def upsert_site(self, row: Row) -> None:
+        self.db.table("sites").upsert(row, pk="name")
+
+    def rename_site(self, old: str, new: str) -> None:
+        self._exec("UPDATE sites SET name = ? WHERE name = ?", (new, old))
+        self._exec("UPDATE devices SET site = ? WHERE site = ?", (new, old))
+        self._rename_binding_key("site", old, new)
+
+    def delete_site(self, name: str) -> int:
+        self._exec("DELETE FROM bindings WHERE container = 'site' AND key = ?", (name,))
+        return self._exec("DELETE FROM sites WHERE name = ?", (name,))
+
+    def subnets_of_all_sites(self) -> list[tuple[str, str]]:
+        return [
+            (r[0], r[1]) for r in self._conn.execute("SELECT name, subnets FROM sites").fetchall()
+        ]
+
+    def devices_addresses(self) -> list[tuple[str, str | None, str | None, str | None]]:
+        """(id, public_ip, private_ip, site) of every device, to re-home them."""
+        return [
+            (r[0], r[1], r[2], r[3])
+            for r in self._conn.execute("SELECT id, public_ip, private_ip, site FROM devices")
+        ]
+
+    def set_device_sites(self, changes: Iterable[tuple[str | None, str]]) -> None:
+        self._conn.executemany("UPDATE devices SET site = ? WHERE id = ?", changes)
+
+    # -- groups ------------------------------------------------------------
+
+    def group(self, name: str) -> Row | None:
+        return self._one("SELECT * FROM groups WHERE name = ?", (name,))
+
+    def groups(self) -> list[Row]:
+        return self._rows(
+            "SELECT g.*, (SELECT count(*) FROM device_groups dg WHERE dg.group_name = g.name) "
+            "AS device_count FROM groups g ORDER BY g.name"
+        )
+
+    def group_names(self) -> set[str]:
+        return {r[0] for r in self._conn.execute("SELECT name FROM groups")}
+
+    def insert_group(self, row: Row) -> None:
+        self.db.table("groups").insert(row)
+
+    def update_group(self, name: str, changes: Row) -> None:
+        new = changes.get("name", name)
+        self.db.table("groups").update(name, changes)
+        if new != name:
+            self._rename_binding_key("group", name, new)
+
+    def delete_group(self, name: str) -> int:
+        self._exec("DELETE FROM bindings WHERE container = 'group' AND key = ?", (name,))
+        return self._exec("DELETE FROM groups WHERE name = ?", (name,))
+
+    def default_groups(self) -> list[str]:
+        return [
+            r[0]
+            for r in self._conn.execute(
+                "SELECT name FROM groups WHERE default_rank IS NOT NULL ORDER BY default_rank"
+            )
+        ]
+
+    def set_default_groups(self, names: Sequence[str]) -> None:
+        self._exec("UPDATE groups SET default_rank = NULL")
+        self._conn.executemany(
+            "UPDATE groups SET default_rank = ? WHERE name = ?",
+            [(i, n) for i, n in enumerate(names)],
+        )
+
+    def group_members(self, name: str) -> list[str]:
+        return [
+            r[0]
+            for r in self._conn.execute(
+                "SELECT device_id FROM device_groups WHERE group_name = ? ORDER BY device_id",
+                (name,),
+            )
+        ]
+
+    def set_group_top_priority(self, name: str) -> None:
+        """Put the group first for every member, keeping the others' order."""
+        self._exec(
+            "UPDATE device_groups SET rank = rank + 1 WHERE device_id IN "
+            "(SELECT device_id FROM device_groups WHERE group_name = ?)",
+            (name,),
+        )
+        self._exec(
+            "UPDATE device_groups SET rank = (SELECT min(rank) - 1 FROM device_groups d2 "
+            "WHERE d2.device_id = device_groups.device_id) WHERE group_name = ?",
+            (name,),
+        )
+
+    # -- devices -----------------------------------------------------------
+
+    def device(self, device_id: str) -> Row | None:
+        return self._one("SELECT * FROM devices WHERE id = ?", (device_id,))
+
+    def device_by_mac(self, mac: str) -> Row | None:
+        return self._one("SELECT * FROM devices WHERE mac = ?", (mac,))
+
+    def devices_by_ids(self, ids: Sequence[str]) -> dict[str, Row]:
+        out: dict[str, Row] = {}
+        for start in range(0, len(ids), 500):
+            chunk = list(ids[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            for row in self._rows(f"SELECT * FROM devices WHERE id IN ({marks})", chunk):  # noqa: S608
+                out[row["id"]] = row
+        return out
+
+    def device_count(self) -> int:
+        return int(self._scalar("SELECT count(*) FROM devices"))
+
+    def insert_device(self, row: Row) -> None:
+        self.db.table("devices").insert(row)
+
+    def update_device(self, device_id: str, changes: Row) -> None:
+        self.db.table("devices").update(device_id, changes)
+
+    def delete_device(self, device_id: str) -> int:
+        self._exec("DELETE FROM bindings WHERE container = 'device' AND key = ?", (device_id,))
+        self._exec("DELETE FROM profiles WHERE owner_device = ?", (device_id,))
+        return self._exec("DELETE FROM devices WHERE id = ?", (device_id,))
+
+    def list_devices(self, query: DeviceListQuery) -> tuple[int, list[Row]]:
+        where: list[str] = []
+        params: list[Any] = []
+        if query.search:
+            like = "%" + query.search.lower().replace("\\", "\\\\").replace("%", "\\%") + "%"
+            like = like.replace("_", "\\_")
+            fields = (
+                "id",
+                "mac",
+                "serial",
+                "name",
+                "description",
+                "model",
+                "type",
+                "site",
+                "private_ip",
+                "public_ip",
+                "firmware",
+            )
+            where.append(
+                "("
+                + " OR ".join(f"lower(coalesce({f}, '')) LIKE ? ESCAPE '\\'" for f in fields)
+                + ")"
+            )
+            params += [like] * len(fields)
+        for column in ("site", "model", "type"):
+            value = getattr(query, column)
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if query.group is not None:
+            where.append("id IN (SELECT device_id FROM device_groups WHERE group_name = ?)")
+            params.append(query.group)
+        clause = (" WHERE " + " AND ".join(where)) if where else ""
+        total = int(self._scalar(f"SELECT count(*) FROM devices{clause}", params))  # noqa: S608
+        rows = self._rows(
+            f"SELECT * FROM devices{clause} ORDER BY id LIMIT ? OFFSET ?",  # noqa: S608
+            [*params, query.limit, query.offset],
+        )
+        return total, rows
+
+    def all_devices(self) -> Iterator[Row]:
+        cur = self._conn.execute("SELECT * FROM devices ORDER BY id")
+        cols = [c[0] for c in cur.description]
+        for r in cur:
+            yield dict(zip(cols, r, strict=True))
+
+    def device_groups(self, device_id: str) -> list[str]:
+        return [
+            r[0]
+            for r in self._conn.execute(
+                "SELECT group_name FROM device_groups WHERE device_id = ? ORDER BY rank",
+                (device_id,),
+            )
+        ]
+
+    def all_device_groups(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for device_id, group in self._conn.execute(
+            "SELECT device_id, group_name FROM device_groups ORDER BY device_id, rank"
+        ):
+            out.setdefault(device_id, []).append(group)
+        return out
+
+    def set_device_groups(self, device_id: str, groups: Sequence[str]) -> None:
+        self._exec("DELETE FROM device_groups WHERE device_id = ?", (device_id,))
+        self._conn.executemany(
+            "INSERT INTO device_groups(device_id, group_name, rank) VALUES (?, ?, ?)",
+            [(device_id, g, i) for i, g in enumerate(groups)],
+        )
+
+    def add_group_members(self, name: str, device_ids: Sequence[str]) -> None:
+        """Append the group last in each device's order, if not there already."""
+        self._conn.executemany(
+            "INSERT OR IGNORE INTO device_groups(device_id, group_name, rank) VALUES "
+            "(?, ?, (SELECT coalesce(max(rank), -1) + 1 FROM device_groups WHERE device_id = ?))",
+            [(d, name, d) for d in device_ids],
+        )
+
+    def remove_group_members(self, name: str, device_ids: Sequence[str]) -> None:
+        self._conn.executemany(
+            "DELETE FROM device_groups WHERE group_name = ? AND device_id = ?",
+            [(name, d) for d in device_ids],
+        )
+
+    # -- profiles ----------------------------------------------------------
+
+    def profile(self, name: str) -> Row | None:
+        return self._one("SELECT * FROM profiles WHERE name = ?", (name,))
+
+    def profiles(self, kind: str | None = None) -> list[Row]:
+        if kind is None:
+            return self._rows("SELECT * FROM profiles ORDER BY name")
+        return self._rows("SELECT * FROM profiles WHERE kind = ? ORDER BY name", (kind,))
+
+    def profile_names(self) -> set[str]:
+        return {r[0] for r in self._conn.execute("SELECT name FROM profiles")}
+
+    def insert_profile(self, row: Row) -> None:
+        self.db.table("profiles").insert(row)
+
+    def update_profile(self, name: str, changes: Row) -> None:
+        self.db.table("profiles").update(name, changes)
+
+    def delete_profile(self, name: str) -> int:
+        return self._exec("DELETE FROM profiles WHERE name = ?", (name,))
+
+    def parameters(self, profile: str) -> dict[str, str]:
+        return {
+            r[0]: r[1]
+            for r in self._conn.execute(
+                "SELECT name, value FROM profile_params WHERE profile = ? ORDER BY seq", (profile,)
+            )
+        }
+
+    def all_parameters(self) -> dict[str, dict[str, str]]:
+        out: dict[str, dict[str, str]] = {}
+        for profile, name, value in self._conn.execute(
+            "SELECT profile, name, value FROM profile_params ORDER BY profile, seq"
+        ):
+            out.setdefault(profile, {})[name] = value
+        return out
+
+    def set_parameters(self, profile: str, parameters: Mapping[str, str]) -> None:
+        self._exec("DELETE FROM profile_params WHERE profile = ?", (profile,))
+        self._conn.executemany(
+            "INSERT INTO profile_params(profile, seq, name, value) VALUES (?, ?, ?, ?)",
+            [(profile, i, n, v) for i, (n, v) in enumerate(parameters.items())],
+        )
+
+    def csv_profiles(self) -> dict[str, dict[str, str]]:
+        """Parameters of every user-imported profile, by owner device."""
+        out: dict[str, dict[str, str]] = {}
+        for owner, name, value in self._conn.execute(
+            "SELECT p.owner_device, pp.name, pp.value FROM profiles p "
+            "JOIN profile_params pp ON pp.profile = p.name "
+            "WHERE p.kind = 'imported' ORDER BY p.owner_device, pp.seq"
+        ):
+            out.setdefault(owner, {})[name] = value
+        return out
+
+    # -- bindings ------------------------------------------------------------
+
+    def binding(self, container: str, key: str) -> list[str]:
+        return [
+            r[0]
+            for r in self._conn.execute(
+                "SELECT profile FROM bindings WHERE container = ? AND key = ? ORDER BY rank",
+                (container, key),
+            )
+        ]
+
+    def all_bindings(self) -> dict[tuple[str, str], list[str]]:
+        out: dict[tuple[str, str], list[str]] = {}
+        for container, key, profile in self._conn.execute(
+            "SELECT container, key, profile FROM bindings ORDER BY container, key, rank"
+        ):
+            out.setdefault((container, key), []).append(profile)
+        return out
+
+    def binding_keys(self) -> list[tuple[str, str, int]]:
+        return [
+            (r[0], r[1], r[2])
+            for r in self._conn.execute(
+                "SELECT container, key, count(*) FROM bindings GROUP BY container, key "
+                "ORDER BY container, key"
+            )
+        ]
+
+    def bindings_of_profile(self, profile: str) -> list[tuple[str, str]]:
+        return [
+            (r[0], r[1])
+            for r in self._conn.execute(
+                "SELECT container, key FROM bindings WHERE profile = ? ORDER BY container, key",
+                (profile,),
+            )
+        ]
+
+    def set_binding(self, container: str, key: str, profiles: Sequence[str]) -> None:
+        self._exec("DELETE FROM bindings WHERE container = ? AND key = ?", (container, key))
+        self._conn.executemany(
+            "INSERT INTO bindings(container, key, rank, profile) VALUES (?, ?, ?, ?)",
+            [(container, key, i, p) for i, p in enumerate(profiles)],
+        )
+
+    def _rename_binding_key(self, container: str, old: str, new: str) -> None:
+        self._exec(
+            "UPDATE bindings SET key = ? WHERE container = ? AND key = ?", (new, container, old)
+        )
+
+    # -- images --------------------------------------------------------------
+
+    def image(self, image_id: str) -> Row | None:
+        return self._one("SELECT * FROM images WHERE id = ?", (image_id,))
+
+    def images(self) -> list[Row]:
+        return self._rows("SELECT * FROM images ORDER BY model, version")
+
+    def insert_image(self, row: Row) -> None:
+        self.db.table("images").insert(row)
+
+    def delete_image(self, image_id: str) -> int:
+        return self._exec("DELETE FROM images WHERE id = ?", (image_id,))
+
+
+def dumps(value: object) -> str:
+    """JSON for columns that hold structures (site subnets)."""
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)

@@ -1,0 +1,122 @@
+"""One frozen, typed configuration for every service of the appliance.
+
+Sources, lowest precedence first: built-in defaults, a TOML file
+(`--config FILE`, else `<data-dir>/relay.toml` if present), environment
+variables `RELAY_<FIELD>` (upper case), then command-line flags. Unknown keys
+are errors, so a typo in a file never silently does nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULT_API_PORT = 8480
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or malformed; the message says which."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything a service needs to know to start."""
+
+    data_dir: Path = dataclasses.field(default_factory=lambda: Path.home() / ".relay")
+    host: str = "127.0.0.1"
+    api_port: int = DEFAULT_API_PORT
+    free_ports: bool = False
+    log_format: str = "human"
+    log_level: str = "INFO"
+    max_body_bytes: int = 20 * 1024 * 1024
+
+    def port(self, default: int) -> int:
+        """The port to bind: 0 (the kernel picks a free one) under --free-ports."""
+        return 0 if self.free_ports else default
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+
+
+def _coerce(name: str, raw: object) -> object:
+    kind = _FIELDS[name].type
+    try:
+        if kind == "Path":
+            return Path(str(raw)).expanduser()
+        if kind == "int":
+            if isinstance(raw, bool):
+                raise TypeError
+            return int(str(raw))
+        if kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in {"1", "true", "yes", "on"}:
+                return True
+            if text in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(text)
+        return str(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"configuration key {name!r}: {raw!r} is not a valid {kind}") from exc
+
+
+def _validated(values: Mapping[str, object], source: str) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, raw in values.items():
+        name = key.replace("-", "_")
+        if name not in _FIELDS:
+            known = ", ".join(sorted(_FIELDS))
+            raise ConfigError(f"{source}: unknown configuration key {key!r} (known: {known})")
+        out[name] = _coerce(name, raw)
+    return out
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, object]:
+    picked = {
+        name: env[f"RELAY_{name.upper()}"] for name in _FIELDS if f"RELAY_{name.upper()}" in env
+    }
+    return _validated(picked, "environment")
+
+
+def _from_file(path: Path) -> dict[str, object]:
+    try:
+        with path.open("rb") as fh:
+            data: dict[str, Any] = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"configuration file {path} is not valid TOML: {exc}") from exc
+    return _validated(data, str(path))
+
+
+def load_config(
+    flags: Mapping[str, object],
+    *,
+    config_file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Config:
+    """Merge defaults < file < environment < flags (flags given as None are ignored)."""
+    env = os.environ if env is None else env
+    given = _validated({k: v for k, v in flags.items() if v is not None}, "command line")
+    from_env = _from_env(env)
+    data_dir = given.get("data_dir") or from_env.get("data_dir") or Config().data_dir
+    assert isinstance(data_dir, Path)
+    if config_file is None and (data_dir / "relay.toml").is_file():
+        config_file = data_dir / "relay.toml"
+    merged: dict[str, object] = {}
+    if config_file is not None:
+        merged.update(_from_file(config_file))
+    merged.update(from_env)
+    merged.update(given)
+    config = Config(**merged)  # type: ignore[arg-type]
+    if config.log_format not in {"human", "json"}:
+        raise ConfigError(f"log_format must be 'human' or 'json', not {config.log_format!r}")
+    if not 0 <= config.api_port <= 65535:
+        raise ConfigError(f"api_port {config.api_port} is outside 0-65535")
+    return config
