@@ -7,7 +7,6 @@ that scripts (the JSON ready line) and people (the banner) need.
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import logging
 import os
@@ -122,5 +121,5 @@ async def run(
     finally:
         event(log, "stopping")
         await runner.cleanup()
-        await asyncio.get_running_loop().run_in_executor(None, worker.close)
+        worker.close()
         event(log, "stopped")

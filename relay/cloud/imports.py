@@ -19,16 +19,12 @@ STATUSES = ("created", "updated", "skipped", "error")
 
 def read_csv(data: bytes, max_rows: int, max_bytes: int, separator: str | None) -> CsvTable:
     """Parse a CSV body; whole-file problems become one RuleError (nothing is applied)."""
-    if len(data) > max_bytes:
-        raise RuleError(
-            "too_large", f"the file is larger than {max_bytes} bytes", "body", status=413
-        )
     try:
         return read_table(data, max_rows=max_rows, max_bytes=max_bytes, separator=separator)
     except CsvError as exc:
         where = f"row {exc.row}: " if exc.row else ""
-        code = "too_many_rows" if "limit" in exc.message else "invalid_csv"
-        raise RuleError(code, where + exc.message, "body") from exc
+        status = 413 if exc.code in ("too_many_rows", "too_large") else 422
+        raise RuleError(exc.code, where + exc.message, "body", status) from exc
 
 
 @dataclass
