@@ -91,7 +91,7 @@ class Sites:
         """Create the Internet and Intranet sites of a new tenant."""
         now = self.ctx.now()
         if self.store.site(INTERNET) is None:
-            self.store.upsert_site(
+            self.store.insert_site(
                 {
                     "name": INTERNET,
                     "builtin": 1,
@@ -101,7 +101,7 @@ class Sites:
                 }
             )
         if self.store.site(INTRANET) is None:
-            self.store.upsert_site(
+            self.store.insert_site(
                 {
                     "name": INTRANET,
                     "builtin": 1,
@@ -136,12 +136,9 @@ class Sites:
         if row is None:
             raise not_found("site", name)
         out = self._out(row)
-        out["device_count"] = sum(1 for _ in self._members(name))
+        out["device_count"] = self.store.site_device_count(name)
         out["profiles"] = self.store.binding("site", name)
         return out
-
-    def _members(self, name: str) -> list[str]:
-        return [d for d, _, _, site in self.store.devices_addresses() if site == name]
 
     def create(self, body: Mapping[str, Any], actor: str) -> dict[str, Any]:
         name = check_name(_text(body, "name"), "name", "site name")
@@ -160,7 +157,7 @@ class Sites:
             "created": self.ctx.now(),
         }
         with self.store.transaction():
-            self.store.upsert_site(row)
+            self.store.insert_site(row)
             self.ctx.sites_changed()
             self.rehome()
         self.ctx.log(actor, "add", f"site/{name}")
@@ -203,7 +200,7 @@ class Sites:
             if new_name != name:
                 self.store.rename_site(name, new_name)
             if changes:
-                self.store.upsert_site({"name": new_name, **changes})
+                self.store.update_site(new_name, changes)
             self.ctx.sites_changed()
             self.rehome()
         self.ctx.log(actor, "edit", f"site/{name}", fields=sorted(body))
@@ -260,13 +257,15 @@ class Sites:
         row = self.store.site(record.name)
         if row is None and existing >= MAX_SITES:
             raise RuleError("too_many_sites", f"a tenant has at most {MAX_SITES} sites")
-        self.store.upsert_site(
-            {
-                "name": record.name,
-                "description": record.description,
-                "location": record.location,
-                "subnets": dumps(subnets_to_json(record.public)),
-                **({"created": self.ctx.now(), "builtin": 0} if row is None else {}),
-            }
-        )
+        fields = {
+            "description": record.description,
+            "location": record.location,
+            "subnets": dumps(subnets_to_json(record.public)),
+        }
+        if row is None:
+            self.store.insert_site(
+                {"name": record.name, "created": self.ctx.now(), "builtin": 0, **fields}
+            )
+        else:
+            self.store.update_site(record.name, fields)
         return 1 if row is None else 0

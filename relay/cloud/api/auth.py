@@ -20,7 +20,7 @@ log = logging.getLogger("cloud.auth")
 WORKER = web.AppKey("worker", CloudWorker)
 PUBLIC_PATHS = frozenset({"/api/v1/health", "/api/v1/openapi.json"})
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-PRINCIPAL_KEY = "principal"
+PRINCIPAL_KEY = web.RequestKey("principal", Principal)
 
 
 async def _audit_failure(request: web.Request, reason: str) -> None:
@@ -58,9 +58,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 
 def principal_of(request: web.Request) -> Principal:
-    value = request[PRINCIPAL_KEY]
-    assert isinstance(value, Principal)
-    return value
+    return request[PRINCIPAL_KEY]
 
 
 def actor(request: web.Request) -> str:

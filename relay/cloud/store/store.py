@@ -219,11 +219,17 @@ class Store:
             "FROM sites s ORDER BY s.builtin DESC, s.name"
         )
 
+    def site_device_count(self, name: str) -> int:
+        return int(self._scalar("SELECT count(*) FROM devices WHERE site = ?", (name,)))
+
     def site_count(self) -> int:
         return int(self._scalar("SELECT count(*) FROM sites"))
 
-    def upsert_site(self, row: Row) -> None:
-        self.db.table("sites").upsert(row, pk="name")
+    def insert_site(self, row: Row) -> None:
+        self.db.table("sites").insert(row)
+
+    def update_site(self, name: str, changes: Row) -> None:
+        self.db.table("sites").update(name, changes)
 
     def rename_site(self, old: str, new: str) -> None:
         self._exec("UPDATE sites SET name = ? WHERE name = ?", (new, old))

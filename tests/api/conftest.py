@@ -1,0 +1,97 @@
+"""A running control plane (the real `relay.app.run`) on a loopback port, and a client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from relay.app import run
+from relay.config import Config
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any
+    text: str
+    headers: dict[str, str]
+
+
+@dataclass
+class Api:
+    """A thin client: every call returns status and decoded body."""
+
+    base: str
+    token: str
+    session: aiohttp.ClientSession
+    data_dir: Path
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        data: bytes | str | None = None,
+        content_type: str | None = None,
+        token: str | None = None,
+        params: dict[str, str] | None = None,
+    ) -> Reply:
+        headers = {"Authorization": f"Bearer {token if token is not None else self.token}"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        payload: bytes | str | None = data
+        if body is not None:
+            payload = json.dumps(body)
+            headers["Content-Type"] = "application/json"
+        async with self.session.request(
+            method, self.base + path, data=payload, headers=headers, params=params
+        ) as resp:
+            raw = await resp.read()
+            text = raw.decode("utf-8", "replace")
+            parsed: Any = None
+            if resp.content_type == "application/json" and raw:
+                parsed = json.loads(raw)
+            return Reply(resp.status, parsed, text, dict(resp.headers))
+
+    async def get(self, path: str, **kw: Any) -> Reply:
+        return await self.call("GET", path, **kw)
+
+    async def post(self, path: str, body: Any = None, **kw: Any) -> Reply:
+        return await self.call("POST", path, body, **kw)
+
+    async def put(self, path: str, body: Any = None, **kw: Any) -> Reply:
+        return await self.call("PUT", path, body, **kw)
+
+    async def patch(self, path: str, body: Any = None, **kw: Any) -> Reply:
+        return await self.call("PATCH", path, body, **kw)
+
+    async def delete(self, path: str, **kw: Any) -> Reply:
+        return await self.call("DELETE", path, **kw)
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[Api]:
+    """`relay up` in-process, on free loopback ports, with a fresh data directory."""
+    config = Config(data_dir=tmp_path / "data", free_ports=True)
+    ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+    stop = asyncio.Event()
+
+    async def stopped() -> None:
+        await stop.wait()
+
+    task = asyncio.create_task(run(config, ready.set_result, stopped))
+    facts = await asyncio.wait_for(asyncio.shield(ready), 30)
+    try:
+        async with aiohttp.ClientSession() as session:
+            yield Api(facts["api"], facts["token"], session, config.data_dir)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
