@@ -44,8 +44,9 @@ async def test_revoked_token_stops_working(api: Api) -> None:
 async def test_token_list_never_shows_secrets(api: Api) -> None:
     await api.post("/tokens", {"name": "other", "role": "readonly"})
     reply = await api.get("/tokens")
-    assert all(set(t) == {"id", "name", "role", "created", "last_used", "revoked"}
-               for t in reply.body)
+    assert all(
+        set(t) == {"id", "name", "role", "created", "last_used", "revoked"} for t in reply.body
+    )
     assert api.token not in reply.text
 
 

@@ -88,8 +88,13 @@ async def test_software_comes_from_the_highest_profile_that_selects_one(api: Api
     await api.post("/devices", {"mac": MAC})
     images = []
     for version in ("6.4.3", "5.9.7"):
-        body = {"model": "VVX", "version": version, "filename": "sip.ld", "size": 10,
-                "sha256": "ab" * 32}
+        body = {
+            "model": "VVX",
+            "version": version,
+            "filename": "sip.ld",
+            "size": 10,
+            "sha256": "ab" * 32,
+        }
         images.append((await api.post("/images", body)).body["id"])
     await api.post("/profiles", {"name": "new", "software": images[0]})
     await api.post("/profiles", {"name": "old", "software": images[1]})
@@ -103,8 +108,13 @@ async def test_software_comes_from_the_highest_profile_that_selects_one(api: Api
 
 async def test_deleted_image_shows_software_image_not_found(api: Api) -> None:
     await api.post("/devices", {"mac": MAC})
-    body = {"model": "VVX", "version": "6.4.3", "filename": "sip.ld", "size": 10,
-            "sha256": "cd" * 32}
+    body = {
+        "model": "VVX",
+        "version": "6.4.3",
+        "filename": "sip.ld",
+        "size": 10,
+        "sha256": "cd" * 32,
+    }
     image = (await api.post("/images", body)).body["id"]
     await api.post("/profiles", {"name": "sw", "software": image})
     await api.put(f"/deployment/device/{MAC}", {"profiles": ["sw"]})
@@ -115,8 +125,13 @@ async def test_deleted_image_shows_software_image_not_found(api: Api) -> None:
 
 
 async def test_registering_an_image_creates_a_software_profile(api: Api) -> None:
-    body = {"model": "VVX", "version": "6.4.3", "filename": "sip.ld", "size": 10,
-            "sha256": "ef" * 32}
+    body = {
+        "model": "VVX",
+        "version": "6.4.3",
+        "filename": "sip.ld",
+        "size": 10,
+        "sha256": "ef" * 32,
+    }
     image = (await api.post("/images", body)).body["id"]
     software = (await api.get("/profiles", params={"type": "software"})).body
     assert [(p["name"], p["software"]["image"]) for p in software] == [

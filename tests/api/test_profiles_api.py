@@ -56,9 +56,13 @@ async def test_factory_admin_password_is_refused(api: Api) -> None:
 
 
 async def test_master_attributes_are_accepted_and_others_need_the_prefix(api: Api) -> None:
-    good = {"APP_FILE_PATH": "https://relay.example/sip.ld", "CONFIG_FILES": "site.cfg",
-            "LOG_FILE_DIRECTORY": "logs", "COREFILE_DIRECTORY": "core",
-            "_mac_cfg_custom": "${mac_address}.cfg"}
+    good = {
+        "APP_FILE_PATH": "https://relay.example/sip.ld",
+        "CONFIG_FILES": "site.cfg",
+        "LOG_FILE_DIRECTORY": "logs",
+        "COREFILE_DIRECTORY": "core",
+        "_mac_cfg_custom": "${mac_address}.cfg",
+    }
     assert (await api.post("/profiles", {"name": "m", "parameters": good})).status == 201
     reply = await api.post("/profiles", {"name": "n", "parameters": {"NEW_ATTR": "x"}})
     assert reply.status == 422
@@ -76,9 +80,7 @@ async def test_copying_a_template_makes_an_editable_user_profile(api: Api) -> No
 
 async def test_import_polycom_config_file_adds_parameters(api: Api) -> None:
     await api.post("/profiles", {"name": "imp", "parameters": {"reg.1.address": "999"}})
-    reply = await api.post(
-        "/profiles/imp/import", data=POLYCOM_CFG, content_type="application/xml"
-    )
+    reply = await api.post("/profiles/imp/import", data=POLYCOM_CFG, content_type="application/xml")
     assert reply.status == 200
     assert reply.body["parameters"] == {
         "reg.1.address": "1001",
@@ -110,8 +112,6 @@ async def test_deleting_a_profile_removes_its_bindings(api: Api) -> None:
     assert (await api.delete("/profiles/bound")).status == 204
     reply = await api.get("/deployment/global/-")
     assert reply.body["profiles"] == ["REST-API-Enable"]
-
-
 
 
 async def test_export_all_user_profiles_round_trips_through_import(api: Api) -> None:

@@ -38,9 +38,7 @@ async def test_guide_four_site_example_matches_longest_public_then_private(api: 
         ("203.0.113.9", "10.1.1.1"): "Internet",
     }
     for (public, private), expected in cases.items():
-        reply = await api.get(
-            "/sites/match", params={"public_ip": public, "private_ip": private}
-        )
+        reply = await api.get("/sites/match", params={"public_ip": public, "private_ip": private})
         assert reply.body == {"site": expected}, (public, private)
 
 

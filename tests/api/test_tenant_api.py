@@ -33,8 +33,20 @@ async def test_valid_host_names_are_accepted(api: Api, hostname: str) -> None:
 
 @pytest.mark.parametrize(
     "hostname",
-    ["a", "x" * 32, "Acme", "-acme", "acme-", "t1234", "t1x", "www", "ops1", "service-a",
-     "console", "ac me"],
+    [
+        "a",
+        "x" * 32,
+        "Acme",
+        "-acme",
+        "acme-",
+        "t1234",
+        "t1x",
+        "www",
+        "ops1",
+        "service-a",
+        "console",
+        "ac me",
+    ],
 )
 async def test_invalid_or_reserved_host_names_are_refused(api: Api, hostname: str) -> None:
     reply = await api.patch("/tenant", {"hostname": hostname})
@@ -44,8 +56,10 @@ async def test_invalid_or_reserved_host_names_are_refused(api: Api, hostname: st
 
 async def test_download_paths_and_polling_window_are_editable(api: Api) -> None:
     body = {
-        "download_paths": {"enterprise": "https://relay.example.com/",
-                           "internet": "https://cloud.example.com/"},
+        "download_paths": {
+            "enterprise": "https://relay.example.com/",
+            "internet": "https://cloud.example.com/",
+        },
         "polling_window": {"start": "01:00", "end": "02:30"},
     }
     reply = await api.patch("/tenant", body)
