@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from ipaddress import IPv4Network
 from typing import Any
 
@@ -146,20 +146,21 @@ class Sites:
             raise conflict("exists", f"a site named {name!r} already exists", "name")
         if self.store.site_count() >= MAX_SITES:
             raise RuleError("too_many_sites", f"a tenant has at most {MAX_SITES} sites", "name")
+        subnets = parse_public_subnets(body.get("public_subnets", []))
         row = {
             "name": name,
             "description": _text(body, "description"),
             "location": _text(body, "location"),
             "download_path": check_download_path(_text(body, "download_path")),
             "site_specific": int(bool(body.get("site_specific", False))),
-            "subnets": dumps(subnets_to_json(parse_public_subnets(body.get("public_subnets", [])))),
+            "subnets": dumps(subnets_to_json(subnets)),
             "builtin": 0,
             "created": self.ctx.now(),
         }
         with self.store.transaction():
             self.store.insert_site(row)
             self.ctx.sites_changed()
-            self.rehome()
+            self.rehome(subnets)
         self.ctx.log(actor, "add", f"site/{name}")
         return self.get(name)
 
@@ -193,16 +194,18 @@ class Sites:
             changes["download_path"] = check_download_path(_text(body, "download_path"))
         if "site_specific" in body:
             changes["site_specific"] = int(bool(body["site_specific"]))
+        changed: tuple[PublicSubnet, ...] = ()
         if "public_subnets" in body:
             subnets = parse_public_subnets(body["public_subnets"])
             changes["subnets"] = dumps(subnets_to_json(subnets))
+            changed = subnets + subnets_from_json(row["subnets"])
         with self.store.transaction():
             if new_name != name:
                 self.store.rename_site(name, new_name)
             if changes:
                 self.store.update_site(new_name, changes)
             self.ctx.sites_changed()
-            self.rehome()
+            self.rehome(changed)
         self.ctx.log(actor, "edit", f"site/{name}", fields=sorted(body))
         return self.get(new_name)
 
@@ -215,13 +218,17 @@ class Sites:
         with self.store.transaction():
             self.store.delete_site(name)
             self.ctx.sites_changed()
-            moved = self.rehome()
+            moved = self.rehome(subnets_from_json(row["subnets"]))
         self.ctx.log(actor, "delete", f"site/{name}", devices_moved=moved)
 
-    def rehome(self) -> int:
-        """Recompute every device's site after subnets changed; returns how many moved."""
+    def rehome(self, subnets: Iterable[PublicSubnet] | None = None) -> int:
+        """Recompute the sites of the devices inside the changed public subnets (all
+        devices if None) after subnets changed; returns how many moved."""
+        ranges = None
+        if subnets is not None:
+            ranges = [(int(p.cidr.network_address), int(p.cidr.broadcast_address)) for p in subnets]
         changes = []
-        for device_id, public_ip, private_ip, site in self.store.devices_addresses():
+        for device_id, public_ip, private_ip, site in self.store.devices_addresses(ranges):
             new = self.ctx.match_site(public_ip, private_ip)
             if new != site:
                 changes.append((new, device_id))

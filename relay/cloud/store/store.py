@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,7 @@ CREATE TABLE IF NOT EXISTS devices (
     description TEXT NOT NULL DEFAULT '',
     private_ip TEXT,
     public_ip TEXT,
+    public_ip_num INTEGER,
     site TEXT,
     firmware TEXT,
     source TEXT NOT NULL,
@@ -77,6 +79,7 @@ CREATE TABLE IF NOT EXISTS devices (
 );
 CREATE INDEX IF NOT EXISTS devices_site ON devices(site);
 CREATE INDEX IF NOT EXISTS devices_model ON devices(model);
+CREATE INDEX IF NOT EXISTS devices_public_ip ON devices(public_ip_num);
 CREATE TABLE IF NOT EXISTS device_groups (
     device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
     group_name TEXT NOT NULL REFERENCES groups(name) ON DELETE CASCADE ON UPDATE CASCADE,
@@ -245,12 +248,23 @@ class Store:
             (r[0], r[1]) for r in self._conn.execute("SELECT name, subnets FROM sites").fetchall()
         ]
 
-    def devices_addresses(self) -> list[tuple[str, str | None, str | None, str | None]]:
-        """(id, public_ip, private_ip, site) of every device, to re-home them."""
-        return [
-            (r[0], r[1], r[2], r[3])
-            for r in self._conn.execute("SELECT id, public_ip, private_ip, site FROM devices")
-        ]
+    def devices_addresses(
+        self, ranges: Sequence[tuple[int, int]] | None = None
+    ) -> list[tuple[str, str | None, str | None, str | None]]:
+        """(id, public_ip, private_ip, site) of the devices whose public address lies in
+        one of the inclusive integer `ranges` (all devices if None), to re-home them."""
+        sql = "SELECT id, public_ip, private_ip, site FROM devices"
+        if ranges is None:
+            return [(r[0], r[1], r[2], r[3]) for r in self._conn.execute(sql)]
+        out: list[tuple[str, str | None, str | None, str | None]] = []
+        for low, high in ranges:
+            out += [
+                (r[0], r[1], r[2], r[3])
+                for r in self._conn.execute(
+                    sql + " WHERE public_ip_num BETWEEN ? AND ?", (low, high)
+                )
+            ]
+        return out
 
     def set_device_sites(self, changes: Iterable[tuple[str | None, str]]) -> None:
         self._conn.executemany("UPDATE devices SET site = ? WHERE id = ?", changes)
@@ -340,10 +354,10 @@ class Store:
         return int(self._scalar("SELECT count(*) FROM devices"))
 
     def insert_device(self, row: Row) -> None:
-        self.db.table("devices").insert(row)
+        self.db.table("devices").insert(_with_ip_number(row))
 
     def update_device(self, device_id: str, changes: Row) -> None:
-        self.db.table("devices").update(device_id, changes)
+        self.db.table("devices").update(device_id, _with_ip_number(changes))
 
     def delete_device(self, device_id: str) -> int:
         self._exec("DELETE FROM bindings WHERE container = 'device' AND key = ?", (device_id,))
@@ -553,6 +567,14 @@ class Store:
 
     def delete_image(self, image_id: str) -> int:
         return self._exec("DELETE FROM images WHERE id = ?", (image_id,))
+
+
+def _with_ip_number(row: Row) -> Row:
+    """Keep the indexed numeric copy of public_ip in step (re-homing looks devices up by it)."""
+    if "public_ip" not in row:
+        return row
+    ip = row["public_ip"]
+    return {**row, "public_ip_num": int(IPv4Address(ip)) if ip else None}
 
 
 def dumps(value: object) -> str:
