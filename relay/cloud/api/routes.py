@@ -438,12 +438,6 @@ async def list_images(request: web.Request) -> web.Response:
 
 
 async def register_image(request: web.Request) -> web.Response:
-    if request.content_type != "application/json":
-        raise ApiError(
-            415,
-            "unsupported_media_type",
-            'register an image with JSON {"model", "version", "filename", "size", "sha256", "url"}',
-        )
     body = await _json(request)
     return _ok(
         await _worker(request).call(_plane(request).images.register, body, actor(request)), 201

@@ -1,0 +1,54 @@
+"""Each atheris target runs a bounded number of coverage-guided inputs without a crash."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HARNESS = Path(__file__).with_name("atheris_targets.py")
+RUNS = 30_000
+SEEDS = {
+    "csv": [
+        b"mac_address, endpoint_name, endpoint_group, reg.1.address\n"
+        b'0004F23EA4E1, SoundPoint-EA4E1, EPGroup1|EPGroup2, "1000, ""x"""\n',
+        b"site_name;subnets\nA;{}\n",
+    ],
+    "cfg": [
+        b'<?xml version="1.0"?>\n<polycomConfig><device device.set="1" '
+        b'device.prov.serverName="relay.example"/><reg reg.1.address="1001"/></polycomConfig>',
+        b'<PHONE_CONFIG><ALL voIpProt.server.1.address="sip.example"/></PHONE_CONFIG>',
+    ],
+    "subnets": [
+        b'{"public-subnet-list": [{"ip-address": "20.1.0.0", "mask-length": "16", '
+        b'"private-subnet-list": [{"ip-address": "10.0.0.0", "mask-length": 8}]}]}',
+    ],
+}
+
+
+@pytest.mark.parametrize("target", sorted(SEEDS))
+def test_atheris_target_survives_bounded_fuzzing(target: str, tmp_path: Path) -> None:
+    pytest.importorskip("atheris", reason="atheris not installed (pip install atheris)")
+    for i, seed in enumerate(SEEDS[target]):
+        (tmp_path / f"seed{i}").write_bytes(seed)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(HARNESS),
+            target,
+            f"-runs={RUNS}",
+            "-max_len=4096",
+            "-seed=1",
+            "-max_total_time=60",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+        cwd=HARNESS.parents[2],
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"Done {RUNS} runs" in result.stderr
