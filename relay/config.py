@@ -61,7 +61,9 @@ def _coerce(name: str, raw: object) -> object:
             if text in {"0", "false", "no", "off"}:
                 return False
             raise ValueError(text)
-        return str(raw)
+        if not isinstance(raw, str):
+            raise TypeError(raw)
+        return raw
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"configuration key {name!r}: {raw!r} is not a valid {kind}") from exc
 
@@ -78,10 +80,9 @@ def _validated(values: Mapping[str, object], source: str) -> dict[str, object]:
 
 
 def _from_env(env: Mapping[str, str]) -> dict[str, object]:
-    picked = {
-        name: env[f"RELAY_{name.upper()}"] for name in _FIELDS if f"RELAY_{name.upper()}" in env
-    }
-    return _validated(picked, "environment")
+    """RELAY_<KEY> variables; an unknown RELAY_ variable is an error, like a typo in a file."""
+    picked = {k.removeprefix("RELAY_").lower(): v for k, v in env.items() if k.startswith("RELAY_")}
+    return _validated(picked, "environment (RELAY_* variables)")
 
 
 def _from_file(path: Path) -> dict[str, object]:
@@ -117,6 +118,10 @@ def load_config(
     config = Config(**merged)  # type: ignore[arg-type]
     if config.log_format not in {"human", "json"}:
         raise ConfigError(f"log_format must be 'human' or 'json', not {config.log_format!r}")
+    if config.log_level.upper() not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+        raise ConfigError(
+            f"log_level must be DEBUG, INFO, WARNING or ERROR, not {config.log_level!r}"
+        )
     if not 0 <= config.api_port <= 65535:
         raise ConfigError(f"api_port {config.api_port} is outside 0-65535")
     return config

@@ -16,10 +16,14 @@ from typing import Any
 _SECRET_WORDS = ("password", "token", "secret", "pin", "authorization")
 
 
+def _is_secret(key: str) -> bool:
+    """Field names that say they hold a secret; `*_file` fields name where one is kept."""
+    lowered = key.lower()
+    return not lowered.endswith("_file") and any(w in lowered for w in _SECRET_WORDS)
+
+
 def _masked(fields: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: ("***" if any(w in k.lower() for w in _SECRET_WORDS) else v) for k, v in fields.items()
-    }
+    return {k: ("***" if _is_secret(k) else v) for k, v in fields.items()}
 
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -18,7 +17,7 @@ def _open_fds() -> dict[int, str]:
     out: dict[int, str] = {}
     for entry in Path("/proc/self/fd").iterdir():
         try:
-            out[int(entry.name)] = os.readlink(entry)
+            out[int(entry.name)] = str(entry.readlink())
         except OSError:
             continue
     return out

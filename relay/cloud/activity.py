@@ -3,7 +3,7 @@
 One JSON-lines file per ISO week (`activity/2026-W47.jsonl`), kept four weeks,
 downloadable by any date inside the week. Appends are single `write` calls on
 an O_APPEND descriptor, so a crash leaves at worst one incomplete last line,
-which readers skip.
+which readers skip and the next append terminates.
 """
 
 from __future__ import annotations
@@ -39,18 +39,22 @@ class ActivityLog:
             entry["detail"] = detail
         line = (json.dumps(entry, default=str, separators=(",", ":")) + "\n").encode()
         path = self.directory / f"{week_name(when.date())}.jsonl"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
         try:
+            size = os.fstat(fd).st_size
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                line = b"\n" + line  # end a line cut short by a crash, keep this entry whole
             os.write(fd, line)
         finally:
             os.close(fd)
         self.prune(when.date())
 
     def prune(self, today: dt.date) -> None:
-        """Keep the current week and the three before it."""
-        keep = {week_name(today - dt.timedelta(weeks=i)) for i in range(KEEP_WEEKS)}
+        """Keep the current week and the three before it (and any later week, should the
+        clock have been set back)."""
+        oldest = week_name(today - dt.timedelta(weeks=KEEP_WEEKS - 1))
         for path in self.directory.glob("*.jsonl"):
-            if path.stem not in keep:
+            if path.stem < oldest:
                 path.unlink(missing_ok=True)
 
     def week(self, day: dt.date) -> list[dict[str, Any]]:

@@ -282,9 +282,13 @@ class Devices:
 
     def _apply(self, record: DeviceRecord, current: Mapping[str, Any] | None, mode: str) -> None:
         key = record.key
+        if record.mac:
+            owner = self.store.device_by_mac(record.mac)
+            if owner is not None and owner["id"] != key:
+                raise RuleError(
+                    "mac_in_use", f"MAC {record.mac} belongs to device {owner['id']}", "mac_address"
+                )
         if current is None:
-            if record.mac and record.mac != key and self.store.device_by_mac(record.mac):
-                raise RuleError("mac_in_use", f"MAC {record.mac} belongs to another device")
             self.store.insert_device(
                 {
                     "id": key,
@@ -305,6 +309,7 @@ class Devices:
                     ("name", record.name),
                     ("type", record.type),
                     ("serial", record.serial),
+                    ("mac", record.mac),
                 )
                 if v is not None
             }

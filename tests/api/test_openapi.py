@@ -44,7 +44,7 @@ async def test_document_and_router_list_the_same_routes(api: Api) -> None:
 async def test_fixed_routes_of_the_issue_are_documented(api: Api) -> None:
     document = (await api.get("/openapi.json")).body
     documented = {(m, p) for p, ops in document["paths"].items() for m in ops}
-    assert FIXED_ROUTES <= documented
+    assert documented >= FIXED_ROUTES
 
 
 async def test_every_path_parameter_is_declared(api: Api) -> None:
