@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from ipaddress import IPv4Address
 from typing import Any
 
@@ -15,6 +16,7 @@ from relay.cloud.rules.devices_csv import (
     MAX_DEVICE_ROWS,
     UPDATE_MODES,
     DeviceRecord,
+    csv_parameters,
     export_devices,
     merged_groups,
     merged_parameters,
@@ -31,7 +33,7 @@ from relay.cloud.rules.names import (
 )
 from relay.cloud.rules.profiles import csv_profile_name
 from relay.cloud.store.store import DeviceListQuery
-from relay.proto.csv.table import SEPARATORS
+from relay.proto.csv.table import SEPARATORS, CsvError
 
 MAX_DESCRIPTION = 512
 EDITABLE = ("name", "description", "private_ip", "public_ip", "model", "type")
@@ -63,6 +65,10 @@ def _text(body: Mapping[str, Any], key: str, check_as_name: bool = False) -> str
     if check_as_name and value:
         check_name(value, key, "device name")
     return value
+
+
+def _identified_by_serial(row: Mapping[str, Any]) -> bool:
+    return bool(row["serial"]) and row["id"] == row["serial"] and row["mac"] != row["id"]
 
 
 class Devices:
@@ -261,6 +267,8 @@ class Devices:
             )
         table = read_csv(data, MAX_DEVICE_ROWS, MAX_DEVICE_CSV_BYTES, separator)
         records, errors = parse_device_rows(table, self.store.group_names())
+        spellings = self.store.csv_parameter_spellings()
+        records = [replace(r, parameters=csv_parameters(r.parameters, spellings)) for r in records]
         report = ImportReport.start(errors)
         existing = self.store.devices_by_ids([r.key for r in records])
         with self.store.transaction():
@@ -288,6 +296,9 @@ class Devices:
                 raise RuleError(
                     "mac_in_use", f"MAC {record.mac} belongs to device {owner['id']}", "mac_address"
                 )
+        if current is not None and _identified_by_serial(current) != (key == record.serial):
+            kind = "serial number" if _identified_by_serial(current) else "MAC"
+            raise RuleError("id_conflict", f"{key} is already the {kind} of another device")
         if current is None:
             self.store.insert_device(
                 {
@@ -348,9 +359,14 @@ class Devices:
             raise RuleError(
                 "invalid_separator", "separator must be ',', ';' or a tab", "separator", status=400
             )
-        return export_devices(
-            self.store.all_devices(),
-            self.store.all_device_groups(),
-            self.store.csv_profiles(),
-            separator,
-        )
+        try:
+            return export_devices(
+                self.store.all_devices(),
+                self.store.all_device_groups(),
+                self.store.csv_profiles(),
+                separator,
+            )
+        except CsvError as exc:
+            raise RuleError(
+                "export_conflict", f"cannot write the CSV: {exc.message}", status=409
+            ) from exc

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from relay.cloud.context import Context, conflict, not_found
+from relay.cloud.rules.devices_csv import csv_parameters
 from relay.cloud.rules.errors import RuleError
 from relay.cloud.rules.profiles import check_parameters, check_profile_name
 from relay.cloud.rules.standard_profiles import NEW_TENANT_GLOBAL, STANDARD_PROFILES
@@ -184,6 +185,8 @@ class Profiles:
         if "add_parameters" in body:
             added = _parameters({"parameters": body["add_parameters"]})
             params = {**(params if params is not None else self.store.parameters(name)), **added}
+        if params is not None and row["kind"] == "imported":
+            params = csv_parameters(params, self.store.csv_parameter_spellings())
         with self.store.transaction():
             self.store.update_profile(name, changes)
             if params is not None:

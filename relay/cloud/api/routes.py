@@ -29,6 +29,7 @@ from relay.cloud.api.openapi import (
 )
 from relay.cloud.controlplane import CloudWorker, ControlPlane
 from relay.cloud.store.store import DeviceListQuery
+from relay.proto.csv.table import SEPARATORS
 
 API = "/api/v1"
 MAX_JSON_BYTES = 2 * 1024 * 1024
@@ -70,6 +71,22 @@ async def _json(request: web.Request, kind: type = dict) -> Any:
 
 def _ok(value: Any, status: int = 200) -> web.Response:
     return web.json_response(value, status=status)
+
+
+def _separator(request: web.Request, default: str | None) -> str | None:
+    """`?separator=` as `,` `;` or a tab (also spelled `tab`); absent means `default`."""
+    raw = request.query.get("separator")
+    if raw is None:
+        return default
+    value = "\t" if raw.lower() in ("tab", "\\t", "\t") else raw
+    if value not in SEPARATORS:
+        raise ApiError(
+            400,
+            "invalid_query",
+            f"separator {raw!r} is not supported; use ',', ';' or tab",
+            "separator",
+        )
+    return value
 
 
 def _int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
@@ -163,7 +180,7 @@ async def match_site(request: web.Request) -> web.Response:
 async def import_sites(request: web.Request) -> web.Response:
     data = await request.read()
     report = await _worker(request).call(
-        _plane(request).sites.import_csv, data, actor(request), request.query.get("separator")
+        _plane(request).sites.import_csv, data, actor(request), _separator(request, None)
     )
     return _ok(report.as_dict())
 
@@ -286,14 +303,13 @@ async def import_devices(request: web.Request) -> web.Response:
         data,
         mode,
         actor(request),
-        request.query.get("separator"),
+        _separator(request, None),
     )
     return _ok(report.as_dict())
 
 
 async def export_devices(request: web.Request) -> web.Response:
-    separator = request.query.get("separator", ",")
-    separator = "\t" if separator.lower() in ("tab", "\\t") else separator
+    separator = _separator(request, ",") or ","
     text = await _worker(request).call(_plane(request).devices.export_csv, separator)
     return web.Response(
         text=text,

@@ -159,6 +159,32 @@ def parse_device_rows(
     return records, errors
 
 
+def csv_parameters(parameters: Mapping[str, str], spellings: Mapping[str, str]) -> dict[str, str]:
+    """Parameters fit for a CSV profile, spelled as the other CSV profiles spell them.
+
+    CSV headers are case-insensitive, so a CSV profile may not hold a fixed
+    header's name or two names that differ only in case; a name another CSV
+    profile already uses takes that spelling (`spellings`: casefolded -> name),
+    so that the export keeps one column per parameter.
+    """
+    out: dict[str, str] = {}
+    for name, value in parameters.items():
+        folded = name.casefold()
+        if folded in FIXED_HEADERS:
+            raise RuleError(
+                "reserved_name", f"{name!r} is a CSV column, not a parameter", "parameters"
+            )
+        canonical = spellings.get(folded, name)
+        if canonical in out:
+            raise RuleError(
+                "duplicate_parameter",
+                f"{name!r} differs from another parameter only in case",
+                "parameters",
+            )
+        out[canonical] = value
+    return out
+
+
 def merged_parameters(
     mode: str, existing: Mapping[str, str], given: Mapping[str, str]
 ) -> dict[str, str]:

@@ -14,7 +14,7 @@ from relay.cloud.rules.errors import RuleError
 MAX_NAME = 128
 _NAME = re.compile(r"[A-Za-z0-9#.\-_()\[\]]+")
 _MAC = re.compile(r"[0-9a-f]{12}")
-_SERIAL = re.compile(r"[A-Za-z0-9]{4,64}")
+_SERIAL = re.compile(r"[a-z0-9]{4,64}")
 _HOSTNAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,29}[a-z0-9]")
 _RESERVED_HOST = re.compile(r"t[0-9]+.*|www|(ops|service|console).*")
 
@@ -62,8 +62,9 @@ def normalize_mac(value: str, field: str = "mac_address") -> str:
 
 
 def check_serial(value: str, field: str = "serial_number") -> str:
-    """Serial numbers (video bars) are letters and digits, like 8218404c20ccf9."""
-    serial = value.strip()
+    """Serial numbers (video bars) are letters and digits, like 8218404c20ccf9; stored lower
+    case, like MACs, so that a device is found whatever case a user types."""
+    serial = value.strip().lower()
     if not _SERIAL.fullmatch(serial):
         raise RuleError(
             "invalid_serial",

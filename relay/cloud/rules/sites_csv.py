@@ -117,7 +117,10 @@ def parse_site_rows(table: CsvTable) -> tuple[list[SiteRecord], list[RowError]]:
                 raise RuleError("text_too_long", f"description and location_name: {MAX_TEXT} max")
             public = parse_subnets_json(cell("subnets"))
         except RuleError as exc:
-            where = f"column {exc.field}: " if exc.field else ""
+            field = exc.field or ""
+            if field.startswith("public-subnet-list"):
+                field = f"subnets, {field}"
+            where = f"column {field}: " if field else ""
             errors.append(RowError(row.row, name, where + exc.message))
             continue
         seen[name] = row.row

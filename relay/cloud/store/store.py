@@ -226,7 +226,8 @@ class Store:
         return int(self._scalar("SELECT count(*) FROM devices WHERE site = ?", (name,)))
 
     def site_count(self) -> int:
-        return int(self._scalar("SELECT count(*) FROM sites"))
+        """Sites an administrator added (the built-in Internet and Intranet do not count)."""
+        return int(self._scalar("SELECT count(*) FROM sites WHERE builtin = 0"))
 
     def insert_site(self, row: Row) -> None:
         self.db.table("sites").insert(row)
@@ -504,6 +505,16 @@ class Store:
         ):
             out.setdefault(owner, {})[name] = value
         return out
+
+    def csv_parameter_spellings(self) -> dict[str, str]:
+        """casefolded name -> the spelling CSV profiles use."""
+        return {
+            r[0].casefold(): r[0]
+            for r in self._conn.execute(
+                "SELECT DISTINCT pp.name FROM profile_params pp JOIN profiles p "
+                "ON p.name = pp.profile WHERE p.kind = 'imported' ORDER BY pp.name DESC"
+            )
+        }
 
     # -- bindings ------------------------------------------------------------
 

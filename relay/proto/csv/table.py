@@ -93,9 +93,11 @@ def _show(separator: str) -> str:
     return "TAB" if separator == "\t" else repr(separator)
 
 
-def _show_list(separators: Iterable[str]) -> str:
+def _show_list(separators: Iterable[str], conjunction: str = "and") -> str:
     names = [_show(s) for s in separators]
-    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    if len(names) == 1:
+        return names[0]
+    return ", ".join(names[:-1]) + f" {conjunction} " + names[-1]
 
 
 def _snippet(text: str) -> str:
@@ -423,7 +425,9 @@ def read_table(
     ``CsvError``, whatever the input.
     """
     if separator is not None and separator not in SEPARATORS:
-        raise CsvError(f"separator {separator!r} is not supported; use {_show_list(SEPARATORS)}")
+        raise CsvError(
+            f"separator {separator!r} is not supported; use {_show_list(SEPARATORS, 'or')}"
+        )
     return _Reader(_decode(data, max_bytes), separator).read(max_rows)
 
 
@@ -452,7 +456,9 @@ def write_table(headers: Sequence[str], rows: Iterable[Sequence[str]], separator
     rows, over-long fields, and header names that are empty, padded or duplicated.
     """
     if separator not in SEPARATORS:
-        raise CsvError(f"separator {separator!r} is not supported; use {_show_list(SEPARATORS)}")
+        raise CsvError(
+            f"separator {separator!r} is not supported; use {_show_list(SEPARATORS, 'or')}"
+        )
     names = list(headers)
     if not names:
         raise CsvError("a table needs at least one column")
