@@ -50,6 +50,7 @@ class Context:
     _sites_gen: int = 0
     _sites_built: int = -1
     _site_index: SiteIndex | None = None
+    _parsed_subnets: dict[str, tuple[PublicSubnet, ...]] = field(default_factory=dict)
     _config_gen: int = 0
     _config_built: int = -1
     _config: ConfigSnapshot | None = field(default=None)
@@ -68,10 +69,13 @@ class Context:
 
     def site_index(self) -> SiteIndex:
         if self._site_index is None or self._sites_built != self._sites_gen:
-            sites = [
-                SiteSubnets(name, subnets_from_json(text))
-                for name, text in self.store.subnets_of_all_sites()
-            ]
+            parsed: dict[str, tuple[PublicSubnet, ...]] = {}
+            sites = []
+            for name, text in self.store.subnets_of_all_sites():
+                subnets = self._parsed_subnets.get(text) or subnets_from_json(text)
+                parsed[text] = subnets
+                sites.append(SiteSubnets(name, subnets))
+            self._parsed_subnets = parsed  # unchanged sites are not parsed again
             self._site_index = SiteIndex(sites)
             self._sites_built = self._sites_gen
         return self._site_index

@@ -24,6 +24,7 @@ from relay.cloud.sites import check_download_path
 ROLES = ("admin", "readonly")
 TOKEN_PREFIX = "rly_"  # noqa: S105 (a prefix, not a secret)
 MIN_PROV_PASSWORD = 12
+TOUCH_EVERY = 60.0  # seconds: a token's last use is recorded at most once a minute
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,5 +212,7 @@ class Tenancy:
         row = self.store.token_by_hash(token_digest(token))
         if row is None or row["revoked"]:
             return None
-        self.store.touch_token(row["id"], self.ctx.now())
+        now = self.ctx.now()
+        if row["last_used"] is None or now - row["last_used"] >= TOUCH_EVERY:
+            self.store.touch_token(row["id"], now)
         return Principal(row["id"], row["name"], row["role"])

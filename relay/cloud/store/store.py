@@ -157,6 +157,9 @@ class Store:
             "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
             (str(SCHEMA_VERSION),),
         )
+        tables = [self.db.table(name) for name in self.db.table_names()]
+        self._schema = {t.name: set(t.columns_dict) for t in tables}
+        self._pk = {t.name: t.pks[0] for t in tables}
 
     def close(self) -> None:
         self._conn.close()
@@ -166,6 +169,35 @@ class Store:
         """All-or-nothing; a nested block is a savepoint, so one bad row undoes only itself."""
         with self.db.atomic():
             yield
+
+    def _insert(self, table: str, row: Row) -> None:
+        """Plain INSERT: sqlite-utils' insert re-reads the schema on every call, which made
+        a 10,000-row CSV import three times slower."""
+        columns = self._columns(table, row)
+        marks = ",".join("?" * len(columns))
+        self._conn.execute(
+            f"INSERT INTO {table} ({','.join(columns)}) VALUES ({marks})",  # noqa: S608
+            [row[c] for c in columns],
+        )
+
+    def _update(self, table: str, key: str, changes: Row) -> None:
+        """Plain UPDATE by primary key (every table here is keyed by `id` or `name`)."""
+        columns = self._columns(table, changes)
+        if not columns:
+            return
+        pk = self._pk[table]
+        assignments = ",".join(f"{c} = ?" for c in columns)
+        self._conn.execute(
+            f"UPDATE {table} SET {assignments} WHERE {pk} = ?",  # noqa: S608
+            [*(changes[c] for c in columns), key],
+        )
+
+    def _columns(self, table: str, row: Row) -> list[str]:
+        known = self._schema[table]
+        unknown = set(row) - known
+        if unknown:
+            raise ValueError(f"{table} has no column(s) {sorted(unknown)}")
+        return list(row)
 
     def _rows(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[Row]:
         cur = self._conn.execute(sql, params)
@@ -189,13 +221,13 @@ class Store:
         return self._one("SELECT * FROM tenant LIMIT 1")
 
     def insert_tenant(self, row: Row) -> None:
-        self.db.table("tenant").insert(row)
+        self._insert("tenant", row)
 
     def update_tenant(self, tenant_id: str, changes: Row) -> None:
-        self.db.table("tenant").update(tenant_id, changes)
+        self._update("tenant", tenant_id, changes)
 
     def insert_token(self, row: Row) -> None:
-        self.db.table("tokens").insert(row)
+        self._insert("tokens", row)
 
     def token_by_hash(self, digest: str) -> Row | None:
         return self._one("SELECT * FROM tokens WHERE hash = ?", (digest,))
@@ -230,10 +262,10 @@ class Store:
         return int(self._scalar("SELECT count(*) FROM sites WHERE builtin = 0"))
 
     def insert_site(self, row: Row) -> None:
-        self.db.table("sites").insert(row)
+        self._insert("sites", row)
 
     def update_site(self, name: str, changes: Row) -> None:
-        self.db.table("sites").update(name, changes)
+        self._update("sites", name, changes)
 
     def rename_site(self, old: str, new: str) -> None:
         self._exec("UPDATE sites SET name = ? WHERE name = ?", (new, old))
@@ -285,11 +317,11 @@ class Store:
         return {r[0] for r in self._conn.execute("SELECT name FROM groups")}
 
     def insert_group(self, row: Row) -> None:
-        self.db.table("groups").insert(row)
+        self._insert("groups", row)
 
     def update_group(self, name: str, changes: Row) -> None:
         new = changes.get("name", name)
-        self.db.table("groups").update(name, changes)
+        self._update("groups", name, changes)
         if new != name:
             self._rename_binding_key("group", name, new)
 
@@ -355,10 +387,10 @@ class Store:
         return int(self._scalar("SELECT count(*) FROM devices"))
 
     def insert_device(self, row: Row) -> None:
-        self.db.table("devices").insert(_with_ip_number(row))
+        self._insert("devices", _with_ip_number(row))
 
     def update_device(self, device_id: str, changes: Row) -> None:
-        self.db.table("devices").update(device_id, _with_ip_number(changes))
+        self._update("devices", device_id, _with_ip_number(changes))
 
     def delete_device(self, device_id: str) -> int:
         self._exec("DELETE FROM bindings WHERE container = 'device' AND key = ?", (device_id,))
@@ -464,10 +496,10 @@ class Store:
         return {r[0] for r in self._conn.execute("SELECT name FROM profiles")}
 
     def insert_profile(self, row: Row) -> None:
-        self.db.table("profiles").insert(row)
+        self._insert("profiles", row)
 
     def update_profile(self, name: str, changes: Row) -> None:
-        self.db.table("profiles").update(name, changes)
+        self._update("profiles", name, changes)
 
     def delete_profile(self, name: str) -> int:
         return self._exec("DELETE FROM profiles WHERE name = ?", (name,))
@@ -574,7 +606,7 @@ class Store:
         return self._rows("SELECT * FROM images ORDER BY model, version")
 
     def insert_image(self, row: Row) -> None:
-        self.db.table("images").insert(row)
+        self._insert("images", row)
 
     def delete_image(self, image_id: str) -> int:
         return self._exec("DELETE FROM images WHERE id = ?", (image_id,))
