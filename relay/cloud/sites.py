@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from ipaddress import IPv4Network
 from typing import Any
 
@@ -87,6 +88,17 @@ class Sites:
         self.ctx = ctx
         self.store = ctx.store
 
+    @contextmanager
+    def _changing(self) -> Iterator[None]:
+        """A write to sites. The index is rebuilt inside the transaction (to re-home
+        devices), so it is invalidated again after it, committed or rolled back."""
+        try:
+            with self.store.transaction():
+                self.ctx.sites_changed()
+                yield
+        finally:
+            self.ctx.sites_changed()
+
     def ensure_defaults(self) -> None:
         """Create the Internet and Intranet sites of a new tenant."""
         now = self.ctx.now()
@@ -157,9 +169,8 @@ class Sites:
             "builtin": 0,
             "created": self.ctx.now(),
         }
-        with self.store.transaction():
+        with self._changing():
             self.store.insert_site(row)
-            self.ctx.sites_changed()
             self.rehome(subnets)
         self.ctx.log(actor, "add", f"site/{name}")
         return self.get(name)
@@ -199,12 +210,11 @@ class Sites:
             subnets = parse_public_subnets(body["public_subnets"])
             changes["subnets"] = dumps(subnets_to_json(subnets))
             changed = subnets + subnets_from_json(row["subnets"])
-        with self.store.transaction():
+        with self._changing():
             if new_name != name:
                 self.store.rename_site(name, new_name)
             if changes:
                 self.store.update_site(new_name, changes)
-            self.ctx.sites_changed()
             self.rehome(changed)
         self.ctx.log(actor, "edit", f"site/{name}", fields=sorted(body))
         return self.get(new_name)
@@ -215,9 +225,8 @@ class Sites:
             raise not_found("site", name)
         if row["builtin"]:
             raise RuleError("builtin_site", f"the {name} site cannot be deleted", "name", 403)
-        with self.store.transaction():
+        with self._changing():
             self.store.delete_site(name)
-            self.ctx.sites_changed()
             moved = self.rehome(subnets_from_json(row["subnets"]))
         self.ctx.log(actor, "delete", f"site/{name}", devices_moved=moved)
 
@@ -244,7 +253,7 @@ class Sites:
         table = read_csv(data, MAX_SITE_ROWS, MAX_SITE_CSV_BYTES, separator)
         records, errors = parse_site_rows(table)
         report = ImportReport.start(errors)
-        with self.store.transaction():
+        with self._changing():
             existing = self.store.site_count()
             for record in records:
                 try:
@@ -255,7 +264,6 @@ class Sites:
                     continue
                 existing += created
                 report.ok(record.row, record.name, "created" if created else "updated")
-            self.ctx.sites_changed()
             self.rehome()
         self.ctx.log(actor, "import", "sites", **report.totals())
         return report
