@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -95,3 +96,26 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
+
+
+CSV = "text/csv"
+
+
+async def post_large(api: Api, path: str, body: bytes) -> Reply:
+    """Stream a big body: aiohttp warns (an error here) when handed that many raw bytes."""
+    stream: Any = io.BytesIO(body)
+    return await api.post(path, data=stream, content_type=CSV)
+
+
+def only_row(report: dict[str, Any]) -> dict[str, Any]:
+    """The one row of an import report."""
+    assert len(report["rows"]) == 1, report
+    row: dict[str, Any] = report["rows"][0]
+    return row
+
+
+def error_of(reply: Reply) -> dict[str, Any]:
+    """The `error` object of a JSON error reply."""
+    assert isinstance(reply.body, dict) and "error" in reply.body, reply.text
+    error: dict[str, Any] = reply.body["error"]
+    return error

@@ -8,17 +8,15 @@ back.
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from relay.proto.csv.table import read_table
-from tests.api.conftest import Api, Reply
+from tests.api.conftest import CSV, Api, Reply, error_of, only_row, post_large
 
 GUIDE = Path(__file__).resolve().parents[1] / "fixtures" / "guide"
-CSV = "text/csv"
 MAC = "0004f23ea4e1"
 CSV_PROFILE = f"{MAC}_csv_profile"
 
@@ -72,24 +70,6 @@ async def device_count(api: Api) -> int:
     assert reply.status == 200, reply.text
     count: int = reply.body["total"]
     return count
-
-
-async def post_large(api: Api, path: str, body: bytes) -> Reply:
-    """Stream a big body: aiohttp warns (an error here) when handed that many raw bytes."""
-    stream: Any = io.BytesIO(body)
-    return await api.post(path, data=stream, content_type=CSV)
-
-
-def only_row(report: dict[str, Any]) -> dict[str, Any]:
-    assert len(report["rows"]) == 1, report
-    row: dict[str, Any] = report["rows"][0]
-    return row
-
-
-def error_of(reply: Reply) -> dict[str, Any]:
-    assert isinstance(reply.body, dict) and "error" in reply.body, reply.text
-    error: dict[str, Any] = reply.body["error"]
-    return error
 
 
 # --- the guide's examples ----------------------------------------------------------

@@ -6,17 +6,15 @@
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.api.conftest import Api, Reply
+from tests.api.conftest import CSV, Api, Reply, error_of, only_row, post_large
 
 GUIDE = Path(__file__).resolve().parents[1] / "fixtures" / "guide"
-CSV = "text/csv"
 HEADER = "site_name,description,location_name,subnets\n"
 
 
@@ -79,24 +77,6 @@ async def site_of(api: Api, mac: str) -> str:
     assert reply.status == 200, reply.text
     name: str = reply.body["site"]
     return name
-
-
-async def post_large(api: Api, path: str, body: bytes) -> Reply:
-    """Stream a big body: aiohttp warns (an error here) when handed that many raw bytes."""
-    stream: Any = io.BytesIO(body)
-    return await api.post(path, data=stream, content_type=CSV)
-
-
-def only_row(report: dict[str, Any]) -> dict[str, Any]:
-    assert len(report["rows"]) == 1, report
-    found: dict[str, Any] = report["rows"][0]
-    return found
-
-
-def error_of(reply: Reply) -> dict[str, Any]:
-    assert isinstance(reply.body, dict) and "error" in reply.body, reply.text
-    error: dict[str, Any] = reply.body["error"]
-    return error
 
 
 # --- the guide's example ---------------------------------------------------------------
