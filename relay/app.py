@@ -7,9 +7,14 @@ that scripts (the JSON ready line) and people (the banner) need.
 
 from __future__ import annotations
 
+import asyncio
 import errno
+import json
 import logging
 import os
+import secrets
+import socket
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -17,10 +22,14 @@ from typing import Any
 
 from aiohttp import web
 
+from certs.lab import ensure_lab_identity
+from certs.tls import server_context
 from relay.cloud.api.errors import Handler
+from relay.cloud.api.phones import PhoneService, build_phone_app
 from relay.cloud.api.routes import build_app
 from relay.cloud.controlplane import CloudWorker, ControlPlane
 from relay.config import Config
+from relay.demo import run_demo
 from relay.logs import event
 
 log = logging.getLogger("relay.app")
@@ -66,9 +75,16 @@ async def access_log(request: web.Request, handler: Handler) -> web.StreamRespon
     return response
 
 
-async def _listen(runner: web.AppRunner, host: str, port: int, what: str) -> int:
+async def _listen(
+    runner: web.AppRunner,
+    host: str,
+    port: int,
+    what: str,
+    ssl_context: ssl.SSLContext | None = None,
+) -> int:
     """Bind one runner (one runner per service) and return the port it got."""
-    site = web.TCPSite(runner, host, port)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
     try:
         await site.start()
     except OSError as exc:
@@ -80,12 +96,46 @@ async def _listen(runner: web.AppRunner, host: str, port: int, what: str) -> int
     return int(runner.addresses[-1][1])
 
 
+def _provisioning_account(plane: ControlPlane, path: Path) -> tuple[str | None, str | None]:
+    """A new data directory gets a random provisioning account (there is no default one);
+    its password is kept 0600 beside the admin token, and shown while it is still valid."""
+    if not plane.provisioning.account_configured():
+        user, password = "phones", secrets.token_urlsafe(18)
+        plane.tenancy.update(
+            {"provisioning_account": {"user": user, "password": password}}, "system"
+        )
+        write_secret(path, json.dumps({"user": user, "password": password}))
+        event(log, "provisioning_account_created", account_file=str(path))
+        return user, password
+    try:
+        saved = json.loads(read_secret(path) or "{}")
+    except ValueError:
+        saved = {}
+    user, password = saved.get("user"), saved.get("password")
+    if (
+        isinstance(user, str)
+        and isinstance(password, str)
+        and plane.provisioning.check_account(user, password)
+    ):
+        return user, password
+    return plane.tenancy.tenant()["prov_user"], None
+
+
+def _names(config: Config) -> tuple[list[str], list[str]]:
+    """DNS names and addresses the lab certificate must cover."""
+    names = [socket.gethostname(), socket.getfqdn(), "localhost", *config.tls_names]
+    ips = ["127.0.0.1"]
+    if config.host not in ("127.0.0.1", "0.0.0.0", "localhost"):  # noqa: S104
+        ips.append(config.host)
+    return sorted(set(n for n in names if n)), ips
+
+
 async def run(
     config: Config,
-    on_ready: Callable[[dict[str, Any]], None],
+    emit: Callable[[dict[str, Any]], None],
     stopped: Callable[[], Awaitable[None]],
 ) -> None:
-    """Start everything, report readiness, run until `stopped()` returns, shut down."""
+    """Start everything, emit the ready event, run until `stopped()` returns, shut down."""
     data_dir = config.data_dir
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     plane = ControlPlane(data_dir / "cloud")
@@ -96,30 +146,66 @@ async def run(
         event(log, "tenant_created", token_file=str(token_file))
     else:
         token = read_secret(token_file)
+    prov_user, prov_password = _provisioning_account(plane, data_dir / "provisioning-account")
+    names, ips = _names(config)
+    identity = ensure_lab_identity(data_dir / "tls", names, ips)
     worker = CloudWorker(plane)
-    app = build_app(worker, config.max_body_bytes)
-    app.middlewares.insert(0, access_log)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    try:
-        port = await _listen(runner, config.host, config.port(config.api_port), "control plane API")
-        api = f"http://{config.host}:{port}/api/v1"
-        tenant = plane.tenancy.tenant()
-        event(log, "ready", api=api, data_dir=str(data_dir))
-        on_ready(
-            {
-                "event": "ready",
-                "api": api,
-                "openapi": f"{api}/openapi.json",
-                "token": token,
-                "token_file": str(token_file),
-                "tenant": tenant["id"],
-                "data_dir": str(data_dir),
-            }
+    api_app = build_app(worker, config.max_body_bytes)
+    api_app.middlewares.insert(0, access_log)
+    phones = PhoneService(worker, trusted_proxies=config.trusted_proxies)
+    runners = [web.AppRunner(api_app, access_log=None, handle_signals=False)]
+    runners.append(web.AppRunner(build_phone_app(phones), access_log=None, handle_signals=False))
+    if config.prov_http:
+        runners.append(
+            web.AppRunner(build_phone_app(phones), access_log=None, handle_signals=False)
         )
+    demo: asyncio.Task[None] | None = None
+    try:
+        port = await _listen(
+            runners[0], config.host, config.port(config.api_port), "control plane API"
+        )
+        prov_port = await _listen(
+            runners[1],
+            config.host,
+            config.port(config.prov_port),
+            "provisioning (HTTPS)",
+            server_context(identity),
+        )
+        api = f"http://{config.host}:{port}/api/v1"
+        provisioning = f"https://{config.host}:{prov_port}/"
+        facts: dict[str, Any] = {
+            "event": "ready",
+            "api": api,
+            "openapi": f"{api}/openapi.json",
+            "token": token,
+            "token_file": str(token_file),
+            "tenant": plane.tenancy.tenant()["id"],
+            "data_dir": str(data_dir),
+            "provisioning": provisioning,
+            "prov_user": prov_user,
+            "prov_password": prov_password,
+            "ca_cert": str(identity.ca_cert),
+        }
+        if config.prov_http:
+            http_port = await _listen(
+                runners[2], config.host, config.port(config.prov_http_port), "provisioning (HTTP)"
+            )
+            facts["provisioning_http"] = f"http://{config.host}:{http_port}/"
+        event(log, "ready", api=api, provisioning=provisioning, data_dir=str(data_dir))
+        emit(facts)
+        if config.demo and prov_user and prov_password:
+            demo = asyncio.create_task(
+                run_demo(
+                    config.demo, provisioning, prov_user, prov_password, identity.ca_cert, emit
+                )
+            )
         await stopped()
     finally:
         event(log, "stopping")
-        await runner.cleanup()
+        if demo is not None:
+            demo.cancel()
+            await asyncio.gather(demo, return_exceptions=True)
+        for runner in reversed(runners):
+            await runner.cleanup()
         worker.close()
         event(log, "stopped")

@@ -20,6 +20,7 @@ from relay import __version__
 from relay.app import StartupError, run
 from relay.config import Config, ConfigError, load_config
 from relay.logs import setup_logging
+from relay.sim import cli as sim_cli
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -40,12 +41,36 @@ def _parser() -> argparse.ArgumentParser:
     )
     up.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     up.add_argument("--api-port", type=int, help="control plane API port (default 8480)")
+    up.add_argument("--prov-port", type=int, help="phone provisioning HTTPS port (default 8443)")
+    up.add_argument(
+        "--prov-http", action="store_true", help="also serve phone provisioning over plain HTTP"
+    )
+    up.add_argument("--prov-http-port", type=int, help="plain HTTP port (default 8481)")
+    up.add_argument(
+        "--trusted-proxy",
+        action="append",
+        dest="trusted_proxies",
+        help="address of a relay whose X-Forwarded-For is believed (repeatable)",
+    )
+    up.add_argument(
+        "--tls-name",
+        action="append",
+        dest="tls_names",
+        help="extra DNS name for the lab certificate (repeatable)",
+    )
+    up.add_argument(
+        "--demo",
+        type=int,
+        metavar="N",
+        help="also start N simulated phones and show them being provisioned",
+    )
     token = sub.add_parser("token", help="manage API tokens offline")
     token_sub = token.add_subparsers(dest="action", required=True)
     create = token_sub.add_parser("create", help="create an API token and print it once")
     _common(create)
     create.add_argument("--name", required=True)
     create.add_argument("--role", choices=("admin", "readonly"), default="readonly")
+    sim_cli.add_parser(sub)
     sub.add_parser("version", help="print the version")
     return parser
 
@@ -56,19 +81,53 @@ def _config(args: argparse.Namespace) -> Config:
         "log_format": args.log_format,
         "log_level": args.log_level,
     }
-    for name in ("free_ports", "host", "api_port"):
+    for name in (
+        "free_ports",
+        "host",
+        "api_port",
+        "prov_port",
+        "prov_http",
+        "prov_http_port",
+        "trusted_proxies",
+        "tls_names",
+        "demo",
+    ):
         if getattr(args, name, None) not in (None, False):
             flags[name] = getattr(args, name)
     return load_config(flags, config_file=args.config)
 
 
-def _print_banner(facts: dict[str, Any]) -> None:
+def _print_event(facts: dict[str, Any]) -> None:
+    """What a person sees: the ready banner, then demo progress."""
+    if facts["event"] == "demo_progress":
+        print(
+            f"demo: {facts.get('provisioned', 0)} provisioned, {facts.get('booting', 0)} booting, "
+            f"{facts.get('failed', 0)} failed of {facts['phones']}",
+            flush=True,
+        )
+        return
+    if facts["event"] == "demo":
+        failed = f", {facts['failed']} failed" if facts.get("failed") else ""
+        print(
+            f"demo: {facts['provisioned']} of {facts['phones']} simulated phones provisioned"
+            + failed,
+            flush=True,
+        )
+        return
     token_hint = f"$(cat {facts['token_file']})"
+    account = (
+        f"{facts['prov_user']} / {facts['prov_password']}"
+        if facts.get("prov_password")
+        else f"{facts['prov_user']} (password changed since it was generated)"
+    )
     print(
         "relay is up\n"
         f"  control plane API  {facts['api']}\n"
         f"  OpenAPI            {facts['openapi']}\n"
         f"  admin token        {facts['token_file']} (mode 0600)\n"
+        f"  phone provisioning {facts['provisioning']}\n"
+        f"  phone account      {account}\n"
+        f"  lab CA certificate {facts['ca_cert']}\n"
         f"  tenant             {facts['tenant']}\n"
         f"  data directory     {facts['data_dir']}\n"
         f'try:  curl -H "Authorization: Bearer {token_hint}" {facts["api"]}/sites\n'
@@ -85,9 +144,10 @@ async def _up(config: Config, as_json: bool) -> None:
 
     def ready(facts: dict[str, Any]) -> None:
         if as_json:
-            print(json.dumps(facts), flush=True)
+            if facts["event"] != "demo_progress":
+                print(json.dumps(facts), flush=True)
         else:
-            _print_banner(facts)
+            _print_event(facts)
 
     async def stopped() -> None:
         await stop.wait()
@@ -113,6 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "version":
         print(__version__)
         return 0
+    if args.command == "sim":
+        return sim_cli.run(args)
     try:
         config = _config(args)
     except ConfigError as exc:

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_API_PORT = 8480
+DEFAULT_PROV_PORT = 8443
+DEFAULT_PROV_HTTP_PORT = 8481
 
 
 class ConfigError(ValueError):
@@ -34,6 +36,12 @@ class Config:
     log_format: str = "human"
     log_level: str = "INFO"
     max_body_bytes: int = 20 * 1024 * 1024
+    prov_port: int = DEFAULT_PROV_PORT
+    prov_http: bool = False
+    prov_http_port: int = DEFAULT_PROV_HTTP_PORT
+    trusted_proxies: tuple[str, ...] = ()
+    tls_names: tuple[str, ...] = ()
+    demo: int = 0
 
     def port(self, default: int) -> int:
         """The port to bind: 0 (the kernel picks a free one) under --free-ports."""
@@ -52,6 +60,11 @@ def _coerce(name: str, raw: object) -> object:
             if isinstance(raw, bool):
                 raise TypeError
             return int(str(raw))
+        if kind == "tuple[str, ...]":
+            items = raw.split(",") if isinstance(raw, str) else raw
+            if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+                raise TypeError(raw)
+            return tuple(i.strip() for i in items if i.strip())
         if kind == "bool":
             if isinstance(raw, bool):
                 return raw
@@ -122,6 +135,9 @@ def load_config(
         raise ConfigError(
             f"log_level must be DEBUG, INFO, WARNING or ERROR, not {config.log_level!r}"
         )
-    if not 0 <= config.api_port <= 65535:
-        raise ConfigError(f"api_port {config.api_port} is outside 0-65535")
+    for name in ("api_port", "prov_port", "prov_http_port"):
+        if not 0 <= getattr(config, name) <= 65535:
+            raise ConfigError(f"{name} {getattr(config, name)} is outside 0-65535")
+    if not 0 <= config.demo <= 5000:
+        raise ConfigError(f"demo takes 0-5000 phones, not {config.demo}")
     return config

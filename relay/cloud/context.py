@@ -67,6 +67,12 @@ class Context:
     def config_changed(self) -> None:
         self._config_gen += 1
 
+    def config_generation(self) -> int:
+        return self._config_gen
+
+    def sites_generation(self) -> int:
+        return self._sites_gen
+
     def site_index(self) -> SiteIndex:
         if self._site_index is None or self._sites_built != self._sites_gen:
             parsed: dict[str, tuple[PublicSubnet, ...]] = {}

@@ -17,9 +17,11 @@ from relay.cloud.activity import ActivityLog
 from relay.cloud.context import Context
 from relay.cloud.deployment import Deployment
 from relay.cloud.devices import Devices
+from relay.cloud.files import Files
 from relay.cloud.groups import Groups
 from relay.cloud.images import Images
 from relay.cloud.profiles import Profiles
+from relay.cloud.provisioning import Provisioning
 from relay.cloud.sites import Sites
 from relay.cloud.store.store import Store
 from relay.cloud.tenancy import Tenancy
@@ -40,7 +42,11 @@ class ControlPlane:
         self.devices = Devices(self.ctx, self.groups)
         self.profiles = Profiles(self.ctx)
         self.deployment = Deployment(self.ctx)
-        self.images = Images(self.ctx)
+        self.files = Files(self.ctx, data_dir / "files")
+        self.images = Images(self.ctx, self.files)
+        self.provisioning = Provisioning(
+            self.ctx, self.tenancy, self.devices, self.deployment, self.files
+        )
 
     def bootstrap(self) -> str | None:
         """Make a new tenant usable; returns the first admin token if it was just created."""

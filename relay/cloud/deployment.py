@@ -102,8 +102,10 @@ class Deployment:
         )
 
     def effective(self, device_id: str) -> EffectiveConfig:
+        return self.effective_for(self.device_context(device_id))
+
+    def effective_for(self, ctx: DeviceContext) -> EffectiveConfig:
         """Resolve a device; its CSV profile (if any) comes first, at the highest priority."""
-        ctx = self.device_context(device_id)
         snapshot = self.ctx.config()
         empty: Sequence[str] = ()
         chain = profile_chain(ctx, lambda c, k: snapshot.bindings.get((c, k), empty))

@@ -36,6 +36,9 @@ from relay.cloud.store.store import DeviceListQuery
 from relay.proto.csv.table import SEPARATORS, CsvError
 
 MAX_DESCRIPTION = 512
+# Any message from a device sets it online (cloud.md "Device monitor"); a phone that has
+# not been heard from for a day's poll plus the polling window is shown offline.
+ONLINE_SECONDS = 26 * 3600
 EDITABLE = ("name", "description", "private_ip", "public_ip", "model", "type")
 
 
@@ -93,6 +96,11 @@ class Devices:
             "source": row["source"],
             "created": row["created"],
             "last_seen": row["last_seen"],
+            "online": bool(row["last_seen"] and self.ctx.now() - row["last_seen"] < ONLINE_SECONDS),
+            "last_provisioned": row["last_provisioned"],
+            "last_result": row["last_result"],
+            "last_error": row["last_error"],
+            "user_agent": row["user_agent"],
         }
         if groups is not None:
             out["groups"] = groups
@@ -230,17 +238,25 @@ class Devices:
         firmware: str | None,
         public_ip: str | None,
         private_ip: str | None,
+        user_agent: str | None = None,
     ) -> dict[str, Any]:
         """A phone asked for provisioning: record it, auto-adding it to the default groups."""
         mac = normalize_mac(mac)
         now = self.ctx.now()
         site = self.ctx.match_site(public_ip, private_ip)
         row = self.store.device(mac)
-        facts = {"last_seen": now, "public_ip": public_ip, "private_ip": private_ip, "site": site}
+        facts: dict[str, Any] = {
+            "last_seen": now,
+            "public_ip": public_ip,
+            "private_ip": private_ip,
+            "site": site,
+        }
         if model:
             facts["model"] = normalize_model(model)
         if firmware:
             facts["firmware"] = firmware
+        if user_agent:
+            facts["user_agent"] = user_agent
         with self.store.transaction():
             if row is None:
                 self.store.insert_device(

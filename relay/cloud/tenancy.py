@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import string
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -60,6 +61,13 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(expected, digest)
 
 
+def new_device_password() -> str:
+    """A per-tenant phone admin password: 20 letters and digits (phones take up to 32),
+    never the factory 456 nor the vendor service's well-known value."""
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(20))
+
+
 def _check_hhmm(value: object, field: str) -> str:
     if isinstance(value, str) and len(value) == 5 and value[2] == ":":
         hh, mm = value[:2], value[3:]
@@ -80,6 +88,10 @@ class Tenancy:
         """
         row = self.store.tenant()
         if row is not None:
+            if not row["device_admin_password"]:
+                self.store.update_tenant(
+                    row["id"], {"device_admin_password": new_device_password()}
+                )
             return row, None
         tenant_id = uuid.uuid4().hex
         with self.store.transaction():
@@ -88,6 +100,7 @@ class Tenancy:
                     "id": tenant_id,
                     "name": name,
                     "hostname": "relay" + tenant_id[:6],
+                    "device_admin_password": new_device_password(),
                     "created": self.ctx.now(),
                 }
             )
@@ -116,6 +129,7 @@ class Tenancy:
                 "internet": row["download_path_internet"],
             },
             "polling_window": {"start": row["polling_start"], "end": row["polling_end"]},
+            "auto_add": bool(row["auto_add"]),
         }
 
     def update(self, body: Mapping[str, Any], actor: str) -> dict[str, Any]:
@@ -167,10 +181,26 @@ class Tenancy:
                 )
             changes["polling_start"] = _check_hhmm(window.get("start"), "polling_window.start")
             changes["polling_end"] = _check_hhmm(window.get("end"), "polling_window.end")
+        if "auto_add" in body:
+            if not isinstance(body["auto_add"], bool):
+                raise RuleError("invalid_type", "auto_add must be true or false", "auto_add")
+            changes["auto_add"] = int(body["auto_add"])
         if changes:
             self.store.update_tenant(self.tenant()["id"], changes)
+            self.ctx.config_changed()
         self.ctx.log(actor, "edit", "tenant", fields=sorted(body))
         return self.get()
+
+    def device_admin_password(self) -> str:
+        return str(self.tenant()["device_admin_password"])
+
+    def rotate_device_admin_password(self, actor: str) -> str:
+        """A new per-tenant phone admin password; phones get it at their next provisioning."""
+        password = new_device_password()
+        self.store.update_tenant(self.tenant()["id"], {"device_admin_password": password})
+        self.ctx.config_changed()
+        self.ctx.log(actor, "rotate", "device-admin-password")
+        return password
 
     def check_provisioning(self, user: str, password: str) -> bool:
         row = self.tenant()

@@ -75,3 +75,20 @@ def test_admin_edits_of_the_global_container_survive_a_restart(tmp_path: Path) -
         assert second.deployment.get("global", "-")["profiles"] == []
     finally:
         second.close()
+
+
+def test_a_new_tenant_has_no_provisioning_account(plane: ControlPlane) -> None:
+    assert plane.tenancy.get()["provisioning_account"] == {"user": None, "configured": False}
+    assert not plane.provisioning.account_configured()
+
+
+def test_a_new_tenant_gets_a_random_device_admin_password(tmp_path: Path) -> None:
+    passwords = []
+    for name in ("a", "b"):
+        plane = ControlPlane(tmp_path / name)
+        plane.bootstrap()
+        passwords.append(plane.tenancy.device_admin_password())
+        plane.close()
+    assert all(len(p) == 20 and p.isalnum() for p in passwords)
+    assert passwords[0] != passwords[1]
+    assert "456" not in passwords and "789" not in passwords

@@ -28,6 +28,8 @@ PHONE_TYPES = ("", "VVX", "SoundStation", "SoundPoint", "SoundStructure VoIP Int
 macs = st.from_regex(r"[0-9a-f]{12}", fullmatch=True)
 serials = st.from_regex(r"[0-9a-z]{14}", fullmatch=True)
 names = st.text(alphabet=NAME_ALPHABET, max_size=24)
+# Characters a phone's XML configuration file cannot carry are refused at import.
+XML_ILLEGAL = "".join(chr(c) for c in range(32) if chr(c) not in "\t\n\r") + "\ufffe\uffff"
 # Parameter names a phone takes: no all-capitals names (those are master-file attributes)
 # and none that reads as one of the fixed columns.
 parameter_names = st.from_regex(r"[a-z_][A-Za-z0-9_.\-]{0,15}", fullmatch=True).filter(
@@ -35,7 +37,7 @@ parameter_names = st.from_regex(r"[a-z_][A-Za-z0-9_.\-]{0,15}", fullmatch=True).
 )
 awkward = st.sampled_from([",", ";", "\t", '"', '""', "\n", "\r\n", "\r", " ", "|", "'", "\ufeff"])
 values = st.lists(
-    st.one_of(awkward, st.characters(codec="utf-8", exclude_characters="\x00")), max_size=12
+    st.one_of(awkward, st.characters(codec="utf-8", exclude_characters=XML_ILLEGAL)), max_size=12
 ).map("".join)
 
 

@@ -7,8 +7,11 @@ thread, shape the answer. Rules live in relay.cloud; errors become JSON in
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import hashlib
 import json
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -28,6 +31,7 @@ from relay.cloud.api.openapi import (
     ref,
 )
 from relay.cloud.controlplane import CloudWorker, ControlPlane
+from relay.cloud.images import MAX_IMAGE
 from relay.cloud.store.store import DeviceListQuery
 from relay.proto.csv.table import SEPARATORS
 
@@ -454,10 +458,40 @@ async def list_images(request: web.Request) -> web.Response:
 
 
 async def register_image(request: web.Request) -> web.Response:
+    """JSON registers an image by its facts; `?model=&version=&filename=` with the file as
+    the body uploads it (streamed to disk and hashed off the event loop)."""
+    if "model" in request.query:
+        return await _upload_image(request)
     body = await _json(request)
     return _ok(
         await _worker(request).call(_plane(request).images.register, body, actor(request)), 201
     )
+
+
+async def _upload_image(request: web.Request) -> web.Response:
+    plane = _plane(request)
+    tmp = plane.files.incoming()
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with await asyncio.to_thread(tmp.open, "wb") as fh:
+            async for chunk in request.content.iter_chunked(1024 * 1024):
+                size += len(chunk)
+                if size > MAX_IMAGE:
+                    raise ApiError(413, "too_large", "an image is at most 4 GiB", "body")
+                digest.update(chunk)
+                await asyncio.to_thread(fh.write, chunk)
+        row = await _worker(request).call(
+            plane.images.add_upload,
+            dict(request.query),
+            tmp,
+            size,
+            digest.hexdigest(),
+            actor(request),
+        )
+    finally:
+        await asyncio.to_thread(tmp.unlink, True)
+    return _ok({"id": row["id"], "sha256": row["sha256"], "size": row["size"]}, 201)
 
 
 async def get_image(request: web.Request) -> web.Response:
@@ -468,6 +502,111 @@ async def delete_image(request: web.Request) -> web.Response:
     image_id = request.match_info["id"]
     await _worker(request).call(_plane(request).images.delete, image_id, actor(request))
     return web.Response(status=204)
+
+
+# -- files -------------------------------------------------------------------
+
+
+async def list_resources(request: web.Request) -> web.Response:
+    return _ok(await _worker(request).call(_plane(request).files.resources))
+
+
+async def put_resource(request: web.Request) -> web.Response:
+    data = await request.read()
+    name = request.match_info["name"]
+    return _ok(
+        await _worker(request).call(_plane(request).files.put_resource, name, data, actor(request)),
+        201,
+    )
+
+
+async def get_resource(request: web.Request) -> web.StreamResponse:
+    path = await _worker(request).call(
+        _plane(request).files.resource_path, request.match_info["name"]
+    )
+    return web.FileResponse(path)
+
+
+async def delete_resource(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    await _worker(request).call(_plane(request).files.delete_resource, name, actor(request))
+    return web.Response(status=204)
+
+
+async def list_device_files(request: web.Request) -> web.Response:
+    return _ok(await _worker(request).call(_plane(request).files.device_files))
+
+
+async def put_device_file(request: web.Request) -> web.Response:
+    data = await request.read()
+    name = request.match_info["name"]
+    directory = request.query.get("directory", "")
+    return _ok(
+        await _worker(request).call(
+            _plane(request).files.put_device_file, name, directory, data, actor(request)
+        ),
+        201,
+    )
+
+
+async def get_device_file(request: web.Request) -> web.StreamResponse:
+    found = await _worker(request).call(
+        _plane(request).files.device_file, request.match_info["name"]
+    )
+    if found is None:
+        raise ApiError(404, "not_found", "no such device file", "name")
+    return web.FileResponse(found[1])
+
+
+async def delete_device_file(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    await _worker(request).call(_plane(request).files.delete_device_file, name, actor(request))
+    return web.Response(status=204)
+
+
+async def device_logs(request: web.Request) -> web.Response:
+    device = await _worker(request).call(_plane(request).devices.get, request.match_info["mac"])
+    return _ok(await _worker(request).call(_plane(request).files.logs, device["id"]))
+
+
+async def _log_path(request: web.Request) -> Path:
+    m = request.match_info
+    day = m["date"]
+    try:
+        dt.date.fromisoformat(day)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_date", "date must be YYYY-MM-DD", "date") from exc
+    device = await _worker(request).call(_plane(request).devices.get, m["mac"])
+    path: Path = await _worker(request).call(
+        _plane(request).files.log_path, device["id"], day, m["name"]
+    )
+    return path
+
+
+async def get_device_log(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(await _log_path(request))
+
+
+async def delete_device_log(request: web.Request) -> web.Response:
+    m = request.match_info
+    await _log_path(request)
+    device = await _worker(request).call(_plane(request).devices.get, m["mac"])
+    await _worker(request).call(
+        _plane(request).files.delete_log, device["id"], m["date"], m["name"], actor(request)
+    )
+    return web.Response(status=204)
+
+
+async def get_device_password(request: web.Request) -> web.Response:
+    password = await _worker(request).call(_plane(request).tenancy.device_admin_password)
+    return _ok({"user": "Polycom", "password": password})
+
+
+async def rotate_device_password(request: web.Request) -> web.Response:
+    password = await _worker(request).call(
+        _plane(request).tenancy.rotate_device_admin_password, actor(request)
+    )
+    return _ok({"user": "Polycom", "password": password})
 
 
 # -- the table -----------------------------------------------------------------
@@ -867,15 +1006,126 @@ ROUTES: tuple[Route, ...] = (
         request=obj(profiles=STR_LIST),
         response=obj(container=STR, key=STR, profiles=STR_LIST),
     ),
+    Route(
+        "GET",
+        f"{API}/device-admin-password",
+        get_device_password,
+        "The per-tenant admin password provisioned phones get (user Polycom)",
+        "tenant",
+        response=obj(user=STR, password=STR),
+    ),
+    Route(
+        "POST",
+        f"{API}/device-admin-password/rotate",
+        rotate_device_password,
+        "Generate a new phone admin password; phones get it at their next provisioning",
+        "tenant",
+        response=obj(user=STR, password=STR),
+    ),
+    Route("GET", f"{API}/resources", list_resources, "Resource files", "files"),
+    Route(
+        "PUT",
+        f"{API}/resources/{{name}}",
+        put_resource,
+        "Upload a resource file (.ld .wav .cfg .csv .png .jpg .xml .zip .tar .txt .log .bak "
+        ".htm .html .mp3, below 50 MB); phones fetch it by name",
+        "files",
+        request={"type": "string", "format": "binary"},
+        request_type="application/octet-stream",
+        status=201,
+    ),
+    Route(
+        "GET",
+        f"{API}/resources/{{name}}",
+        get_resource,
+        "Download a resource file",
+        "files",
+        response={"type": "string", "format": "binary"},
+        response_type="application/octet-stream",
+    ),
+    Route(
+        "DELETE",
+        f"{API}/resources/{{name}}",
+        delete_resource,
+        "Delete a resource file",
+        "files",
+        status=204,
+    ),
+    Route("GET", f"{API}/device-files", list_device_files, "Device files", "files"),
+    Route(
+        "PUT",
+        f"{API}/device-files/{{name}}",
+        put_device_file,
+        "Upload 000000000000-<name> (every phone) or <mac>-<name> (one phone; it wins)",
+        "files",
+        request={"type": "string", "format": "binary"},
+        request_type="application/octet-stream",
+        status=201,
+        query=(
+            (
+                "directory",
+                "string",
+                "misc, contacts, overrides, license, userprofiles, certificates or flk",
+            ),
+        ),
+    ),
+    Route(
+        "GET",
+        f"{API}/device-files/{{name}}",
+        get_device_file,
+        "Download a device file",
+        "files",
+        response={"type": "string", "format": "binary"},
+        response_type="application/octet-stream",
+    ),
+    Route(
+        "DELETE",
+        f"{API}/device-files/{{name}}",
+        delete_device_file,
+        "Delete a device file",
+        "files",
+        status=204,
+    ),
+    Route(
+        "GET",
+        f"{API}/devices/{{mac}}/logs",
+        device_logs,
+        "The phone's uploaded logs by date (kept 10 days) and override files",
+        "devices",
+    ),
+    Route(
+        "GET",
+        f"{API}/devices/{{mac}}/logs/{{date}}/{{name}}",
+        get_device_log,
+        "Download one log",
+        "devices",
+        response={"type": "string", "format": "binary"},
+        response_type="text/plain",
+    ),
+    Route(
+        "DELETE",
+        f"{API}/devices/{{mac}}/logs/{{date}}/{{name}}",
+        delete_device_log,
+        "Delete one log",
+        "devices",
+        status=204,
+    ),
     Route("GET", f"{API}/images", list_images, "Software images", "images"),
     Route(
         "POST",
         f"{API}/images",
         register_image,
-        "Register an image; it produces a software profile",
+        "Register an image by its facts (JSON), or upload it with ?model=&version=&filename= "
+        "and the file as the body; either produces a software profile",
         "images",
         request=obj(model=STR, version=STR, filename=STR, size=INT, sha256=STR, url=STR),
+        response=obj(id=STR, sha256=STR, size=INT),
         status=201,
+        query=(
+            ("model", "string", "upload: model family, e.g. VVX"),
+            ("version", "string", "upload: e.g. 6.4.3"),
+            ("filename", "string", "upload: e.g. sip.ld"),
+        ),
     ),
     Route("GET", f"{API}/images/{{id}}", get_image, "One image", "images"),
     Route("DELETE", f"{API}/images/{{id}}", delete_image, "Delete an image", "images", status=204),

@@ -37,6 +37,7 @@ ADMIN_PASSWORD_PARAMETER = "device.auth.localAdminPassword"  # noqa: S105 (a nam
 FACTORY_ADMIN_PASSWORD = "456"  # noqa: S105 (refused, never used)
 CSV_PROFILE_SUFFIX = "_csv_profile"
 _UPPER_ATTRIBUTE = re.compile(r"[A-Z][A-Z0-9_]*")
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def is_master_attribute(name: str) -> bool:
@@ -73,8 +74,12 @@ def check_parameter(name: str, value: str, field: str = "parameters") -> None:
         )
     if len(value) > MAX_VALUE:
         raise RuleError("value_too_long", f"value of {name} exceeds {MAX_VALUE} characters", where)
-    if "\x00" in value:
-        raise RuleError("invalid_value", f"value of {name} contains a NUL character", where)
+    if _XML_ILLEGAL.search(value):
+        raise RuleError(
+            "invalid_value",
+            f"value of {name} contains a control character a phone's XML file cannot carry",
+            where,
+        )
     if name == "APP_FILE_PATH" and len(value) > 255:
         raise RuleError("value_too_long", "APP_FILE_PATH is limited to 255 characters", where)
     if name == "CONFIG_FILES":

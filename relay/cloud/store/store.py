@@ -33,6 +33,8 @@ CREATE TABLE IF NOT EXISTS tenant (
     download_path_internet TEXT NOT NULL DEFAULT '',
     polling_start TEXT NOT NULL DEFAULT '03:00',
     polling_end TEXT NOT NULL DEFAULT '05:00',
+    device_admin_password TEXT NOT NULL DEFAULT '',
+    auto_add INTEGER NOT NULL DEFAULT 1,
     created REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS tokens (
@@ -75,7 +77,11 @@ CREATE TABLE IF NOT EXISTS devices (
     firmware TEXT,
     source TEXT NOT NULL,
     created REAL NOT NULL,
-    last_seen REAL
+    last_seen REAL,
+    last_provisioned REAL,
+    last_result TEXT,
+    last_error TEXT,
+    user_agent TEXT
 );
 CREATE INDEX IF NOT EXISTS devices_site ON devices(site);
 CREATE INDEX IF NOT EXISTS devices_model ON devices(model);
@@ -112,6 +118,16 @@ CREATE TABLE IF NOT EXISTS bindings (
     PRIMARY KEY (container, key, profile)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS bindings_profile ON bindings(profile);
+CREATE TABLE IF NOT EXISTS files (
+    kind TEXT NOT NULL CHECK (kind IN ('resource', 'device')),
+    name TEXT NOT NULL,
+    directory TEXT NOT NULL DEFAULT '',
+    device_id TEXT REFERENCES devices(id) ON DELETE CASCADE,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    created REAL NOT NULL,
+    PRIMARY KEY (kind, name)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS images (
     id TEXT PRIMARY KEY,
     model TEXT NOT NULL,
@@ -120,6 +136,7 @@ CREATE TABLE IF NOT EXISTS images (
     size INTEGER NOT NULL,
     sha256 TEXT NOT NULL,
     url TEXT NOT NULL DEFAULT '',
+    stored INTEGER NOT NULL DEFAULT 0,
     created REAL NOT NULL
 );
 """
@@ -597,6 +614,25 @@ class Store:
             "UPDATE bindings SET key = ? WHERE container = ? AND key = ?", (new, container, old)
         )
 
+    # -- resource and device files ----------------------------------------------
+
+    def file(self, kind: str, name: str) -> Row | None:
+        return self._one("SELECT * FROM files WHERE kind = ? AND name = ?", (kind, name))
+
+    def files(self, kind: str, device_id: str | None = None) -> list[Row]:
+        if device_id is None:
+            return self._rows("SELECT * FROM files WHERE kind = ? ORDER BY name", (kind,))
+        return self._rows(
+            "SELECT * FROM files WHERE kind = ? AND device_id = ? ORDER BY name", (kind, device_id)
+        )
+
+    def put_file(self, row: Row) -> None:
+        self._exec("DELETE FROM files WHERE kind = ? AND name = ?", (row["kind"], row["name"]))
+        self._insert("files", row)
+
+    def delete_file(self, kind: str, name: str) -> int:
+        return self._exec("DELETE FROM files WHERE kind = ? AND name = ?", (kind, name))
+
     # -- images --------------------------------------------------------------
 
     def image(self, image_id: str) -> Row | None:
@@ -607,6 +643,9 @@ class Store:
 
     def insert_image(self, row: Row) -> None:
         self._insert("images", row)
+
+    def image_by_sha256(self, sha256: str) -> Row | None:
+        return self._one("SELECT * FROM images WHERE sha256 = ? AND stored = 1", (sha256,))
 
     def delete_image(self, image_id: str) -> int:
         return self._exec("DELETE FROM images WHERE id = ?", (image_id,))

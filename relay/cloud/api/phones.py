@@ -1,0 +1,339 @@
+"""The phone-facing provisioning service: what phones GET, HEAD and PUT
+(phones.md section 2), over HTTPS (and HTTP when enabled).
+
+Every request needs the tenant's provisioning account (HTTP basic). There is
+no default account: until one is set, every request is refused with 403 and a
+log line saying how to set it. Failed logins are audited and throttled per
+source address. Paths are classified by relay.proto.polycom.paths, which
+refuses anything outside the served names.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+import os
+import time
+from collections.abc import Callable, Collection
+from ipaddress import IPv4Address
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from aiohttp import web
+
+from relay.cloud.controlplane import CloudWorker
+from relay.cloud.rules.errors import RuleError
+from relay.cloud.rules.files import MAX_LOG_PUT_BYTES, MAX_OVERRIDE_BYTES
+from relay.cloud.rules.throttle import LoginThrottle
+from relay.logs import event
+from relay.proto.polycom.paths import LOG_SUFFIXES, PathRejected, ProvPath, classify
+from relay.proto.polycom.useragent import UserAgent, UserAgentError, parse_user_agent
+
+log = logging.getLogger("cloud.provisioning")
+
+XML = "application/xml"
+CHUNK = 1024 * 1024
+SET_ACCOUNT_HINT = (
+    "no provisioning account is set: set one with PATCH /api/v1/tenant "
+    '{"provisioning_account": {"user": ..., "password": ...}}'
+)
+
+
+class PhoneService:
+    """State shared by the requests of one listener: the throttle and trusted peers."""
+
+    def __init__(
+        self,
+        worker: CloudWorker,
+        trusted_proxies: Collection[str] = (),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.worker = worker
+        self.prov = worker.plane.provisioning
+        self.files = worker.plane.files
+        self.throttle = LoginThrottle()
+        self.trusted_proxies = frozenset(trusted_proxies)
+        self.clock = clock
+
+    async def _audit(self, request: web.Request, op: str, reason: str, **detail: Any) -> None:
+        source = request.remote or "-"
+        event(
+            log,
+            op,
+            logging.WARNING,
+            source=source,
+            path=request.path[:200],
+            reason=reason,
+            **detail,
+        )
+        await self.worker.call(
+            self.worker.plane.ctx.log,
+            "phone",
+            op,
+            request.path[:200],
+            source=source,
+            reason=reason,
+            **detail,
+        )
+
+    def _credentials(self, request: web.Request) -> tuple[str, str] | None:
+        scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "basic" or len(value) > 1024:
+            return None
+        try:
+            user, sep, password = base64.b64decode(value, validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return (user, password) if sep else None
+
+    def _addresses(self, request: web.Request) -> tuple[str | None, str | None]:
+        """(public, private) address of the phone. A trusted relay in front of us says
+        in X-Forwarded-For which LAN address the phone had; nobody else is believed."""
+        source = request.remote
+        forwarded = request.headers.get("X-Forwarded-For", "")
+        if source in self.trusted_proxies and forwarded:
+            candidate = forwarded.split(",")[0].strip()
+            try:
+                return source, str(IPv4Address(candidate))
+            except ValueError:
+                return source, None
+        return source, None
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        source = request.remote or "-"
+        wait = self.throttle.retry_after(source, self.clock())
+        if wait > 0:
+            return web.Response(
+                status=429,
+                text="too many failed logins; retry later\n",
+                headers={"Retry-After": str(int(wait) + 1)},
+            )
+        if request.method not in ("GET", "HEAD", "PUT"):
+            return web.Response(status=405, headers={"Allow": "GET, HEAD, PUT"})
+        if not await self.worker.call(self.prov.account_configured):
+            event(
+                log, "provisioning_refused", logging.WARNING, source=source, reason=SET_ACCOUNT_HINT
+            )
+            return web.Response(status=403, text=SET_ACCOUNT_HINT + "\n")
+        try:
+            path = classify(request.raw_path)
+        except PathRejected as exc:
+            await self._audit(request, "path_rejected", exc.message)
+            return web.Response(status=400, text="bad path\n")
+        credentials = self._credentials(request)
+        if credentials is None or not await self.worker.call(self.prov.check_account, *credentials):
+            delay = self.throttle.failure(source, self.clock())
+            await self._audit(
+                request, "auth_failed", "wrong or missing provisioning account", throttled_for=delay
+            )
+            if path.mac is not None:
+                await self.worker.call(
+                    self.prov.record, path.mac, False, "wrong provisioning credentials"
+                )
+            return web.Response(
+                status=401,
+                text="provisioning account required\n",
+                headers={"WWW-Authenticate": 'Basic realm="provisioning"'},
+            )
+        self.throttle.success(source)
+        if request.method == "PUT":
+            return await self._put(request, path)
+        return await self._get(request, path)
+
+    def _agent(self, request: web.Request) -> tuple[UserAgent | None, str]:
+        text = request.headers.get("User-Agent", "")
+        try:
+            return parse_user_agent(text), text
+        except UserAgentError:
+            return None, text[:512]
+
+    async def _identify(self, request: web.Request, mac: str) -> bool:
+        agent, text = self._agent(request)
+        public_ip, private_ip = self._addresses(request)
+        device = await self.worker.call(self.prov.identify, mac, agent, text, public_ip, private_ip)
+        if device is None:
+            event(
+                log,
+                "unknown_device",
+                logging.WARNING,
+                mac=mac,
+                source=request.remote,
+                reason="auto-add is off; add the device first",
+            )
+        return device is not None
+
+    async def _get(self, request: web.Request, path: ProvPath) -> web.StreamResponse:
+        kind = path.kind
+        if kind == "default_master":
+            return _bytes(request, await self.worker.call(self.prov.master_file, None))
+        if kind in ("master", "generated"):
+            assert path.mac is not None
+            if not await self._identify(request, path.mac):
+                return web.Response(status=404)
+            return await self._generated(request, path.mac, kind)
+        if kind == "upload" and path.name.endswith(LOG_SUFFIXES):
+            return await self._log_head(request, path)
+        if kind == "image":
+            assert path.image_id is not None
+            found = await self.worker.call(self.prov.image, path.image_id)
+            if found is None:
+                return _missing(path)
+            blob, image = found
+            return await _send_file(request, blob, etag=image["sha256"])
+        file = await self.worker.call(self._lookup, path)
+        if file is None:
+            return _missing(path)
+        return await _send_file(request, file)
+
+    async def _generated(self, request: web.Request, mac: str, kind: str) -> web.StreamResponse:
+        try:
+            if kind == "master":
+                data = await self.worker.call(self.prov.master_file, mac)
+            else:
+                data = await self.worker.call(self.prov.config_file, mac)
+        except Exception as exc:
+            await self.worker.call(self.prov.record, mac, False, f"cannot build {kind}: {exc}")
+            event(log, "provisioning_failed", logging.ERROR, mac=mac, file=kind, error=str(exc))
+            return web.Response(status=500, text="the service could not build this file\n")
+        if kind == "generated":
+            await self.worker.call(self.prov.record, mac, True)
+            event(log, "provisioned", mac=mac, source=request.remote)
+        return _bytes(request, data)
+
+    def _lookup(self, path: ProvPath) -> Path | None:
+        """A device file, a stored phone upload, or a resource file (worker thread)."""
+        if path.kind in ("device_file", "global_file", "upload"):
+            found = self.files.device_file(path.name)
+            if found is not None:
+                return found[1]
+            if path.kind == "upload" and path.mac is not None:
+                if path.name.endswith(LOG_SUFFIXES):
+                    return None
+                return self.files.upload_path(path.mac, path.name)
+            return None
+        if path.kind == "resource":
+            try:
+                return self.files.resource_path(path.name)
+            except RuleError:
+                return None
+        return None
+
+    async def _put(self, request: web.Request, path: ProvPath) -> web.StreamResponse:
+        """Phones write only their logs and override files (phones.md section 2)."""
+        if path.kind != "upload" or path.mac is None:
+            await self._audit(request, "write_refused", "not a file phones may write")
+            return web.Response(status=403, text="not writable\n")
+        is_log = path.name.endswith(LOG_SUFFIXES)
+        limit = MAX_LOG_PUT_BYTES if is_log else MAX_OVERRIDE_BYTES
+        if request.content_length is not None and request.content_length > limit:
+            return web.Response(status=413, text=f"limit is {limit} bytes\n")
+        data = await request.content.read(limit + 1)
+        if len(data) > limit:
+            return web.Response(status=413, text=f"limit is {limit} bytes\n")
+        if not await self._identify(request, path.mac):
+            return web.Response(status=404)
+        try:
+            if is_log:
+                await self.worker.call(self.files.append_log, path.mac, path.name, data)
+            else:
+                await self.worker.call(self.files.put_upload, path.mac, path.name, data)
+        except RuleError as exc:
+            return web.Response(status=exc.status, text=exc.message + "\n")
+        return web.Response(status=204)
+
+    async def _log_head(self, request: web.Request, path: ProvPath) -> web.StreamResponse:
+        """Phones HEAD their log before appending to it: answer with today's size.
+        Logs are read back through the REST API, not by phones."""
+        assert path.mac is not None
+        if request.method != "HEAD":
+            return web.Response(status=404)
+        size = await self.worker.call(self.files.log_size, path.mac, path.name)
+        if size is None:
+            return web.Response(status=404)
+        return web.Response(status=200, headers={"Content-Length": str(size)})
+
+
+def _missing(path: ProvPath) -> web.Response:
+    """404 for optional files is normal (phones.md): logged at debug level only."""
+    log.debug("not found", extra={"fields": {"path": path.name}})
+    return web.Response(status=404)
+
+
+def _bytes(request: web.Request, data: bytes) -> web.Response:
+    return web.Response(
+        body=b"" if request.method == "HEAD" else data,
+        content_type=XML,
+        headers={"Content-Length": str(len(data))} if request.method == "HEAD" else None,
+    )
+
+
+def _range(header: str, size: int) -> tuple[int, int] | None:
+    """One `bytes=a-b` range (the only form phones send); None if absent or unusable."""
+    if not header.startswith("bytes=") or "," in header:
+        return None
+    first, _, last = header[6:].strip().partition("-")
+    try:
+        if first == "":
+            length = int(last)
+            return (max(0, size - length), size - 1) if length > 0 else None
+        start = int(first)
+        end = int(last) if last else size - 1
+    except ValueError:
+        return None
+    if start > end or start >= size:
+        return None
+    return start, min(end, size - 1)
+
+
+async def _send_file(
+    request: web.Request, file: Path, etag: str | None = None
+) -> web.StreamResponse:
+    """Stream a file in large chunks (1 MiB reads off the loop, large TLS writes: the
+    stdlib-loop FileResponse path is several times slower), with Range and ETag."""
+    try:
+        fh = await asyncio.to_thread(file.open, "rb")
+    except FileNotFoundError:
+        return web.Response(status=404)
+    try:
+        return await _stream(request, fh, etag)
+    finally:
+        fh.close()
+
+
+async def _stream(request: web.Request, fh: BinaryIO, etag: str | None) -> web.StreamResponse:
+    size = os.fstat(fh.fileno()).st_size
+    headers = {"Accept-Ranges": "bytes"}
+    if etag is not None:
+        headers["ETag"] = f'"{etag}"'
+        if request.headers.get("If-None-Match") == headers["ETag"]:
+            return web.Response(status=304, headers=headers)
+    span = _range(request.headers.get("Range", ""), size)
+    status, start, end = (206, *span) if span else (200, 0, size - 1)
+    if span:
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    response = web.StreamResponse(status=status, headers=headers)
+    response.content_type = "application/octet-stream"
+    response.content_length = end - start + 1 if size else 0
+    await response.prepare(request)
+    if request.method == "HEAD" or size == 0:
+        await response.write_eof()
+        return response
+    fh.seek(start)
+    remaining = end - start + 1
+    while remaining > 0:
+        chunk = await asyncio.to_thread(fh.read, min(CHUNK, remaining))
+        if not chunk:
+            break
+        remaining -= len(chunk)
+        await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+def build_phone_app(service: PhoneService) -> web.Application:
+    app = web.Application(client_max_size=MAX_LOG_PUT_BYTES + 1)
+
+    app.router.add_route("*", "/{tail:.*}", service.handle)
+    return app

@@ -1,0 +1,725 @@
+"""One simulated phone: the boot conversation of phones.md section 2 over HTTP(S).
+
+A boot is an Updater stage (boot log, master file, firmware check and, when
+the offered version differs, download and reboot) followed by an Application
+stage (master file, CONFIG_FILES, the optional per-phone files, the
+application log). Afterwards the phone uploads its handset settings and polls
+as `prov.polling.*` says. Everything it did is kept for `report()`.
+
+Decisions where phones.md leaves room:
+- requests are recorded by the name the phone asked for, relative to the
+  server URL (`0004f2a1b2c3.cfg`, `logs/0004f2a1b2c3-app.log`); absolute URLs
+  (APP_FILE_PATH may be one) are recorded without their credentials;
+- each request opens its own connection, as phones do (certs/tls.py);
+- a connection failure moves the phone to the next server URL and it stays
+  there; HTTP errors never do (phones.md section 2, "Multiple servers");
+- 401 ends the conversation at once: nothing else can succeed with the same
+  credentials;
+- precedence of parameters: handset settings (`local_overrides`), then
+  `<mac>-phone.cfg` (or `-system.cfg`), then `<mac>-web.cfg`, then
+  CONFIG_FILES (first file wins), then license files;
+- the boot log goes to the LOG_FILE_DIRECTORY of the last master file read,
+  since the Updater writes it before it has read this boot's master file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import functools
+import ipaddress
+import random
+import re
+import ssl
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+import aiohttp
+from yarl import URL
+
+from relay.proto.polycom.cfgfile import ConfigFileError, parse_config, render_config
+from relay.proto.polycom.master import (
+    MasterFile,
+    MasterFileError,
+    app_file_path_for,
+    config_files_for,
+    expand_macros,
+    parse_master,
+)
+from relay.proto.polycom.models import PART_NUMBERS, ModelError, firmware_file_name
+from relay.proto.polycom.useragent import format_user_agent
+from relay.sim.clock import Clock, ScaledClock
+from relay.sim.firmware import HEADER_PROBE_BYTES, FirmwareError, read_header, verify_image
+from relay.sim.identity import user_agent_identity, uses_system_cfg
+
+STATES = ("idle", "booting", "provisioned", "failed")
+MAX_REBOOTS = 3
+DEFAULT_MASTER = "000000000000.cfg"
+# phones.md section 3: period >= 3600, default 86400; the phone ignores an invalid value.
+MIN_POLL_PERIOD = 3600
+DEFAULT_POLL_PERIOD = 86400
+DAY = 86400
+
+_MAC_RE = re.compile(r"[0-9a-f]{12}")
+_HHMM_RE = re.compile(r"([01]?[0-9]|2[0-3]):([0-5][0-9])")
+
+Request = tuple[str, str, int]
+
+
+class _Abort(Exception):
+    """The conversation cannot go on; the message is the phone's error."""
+
+
+class _Unauthorized(_Abort):
+    """HTTP 401: no later request can succeed with the same credentials."""
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneSpec:
+    """Who a phone is and where it provisions from.
+
+    `servers` are tried in order on connection failures (phones.md section 2);
+    each may name the master file (`.../site.cfg`) and carry credentials
+    (`https://user:pass@host/path`), which then replace `user`/`password`.
+    `part_number` defaults to the model's (relay.proto.polycom.models).
+    `local_overrides` are settings made on the handset, uploaded as `<mac>-phone.cfg`.
+    """
+
+    mac: str
+    model: str
+    firmware: str
+    source_ip: str
+    servers: tuple[str, ...]
+    user: str = ""
+    password: str = ""
+    part_number: str = ""
+    cacert: str | None = None
+    local_overrides: Mapping[str, str] = field(default_factory=dict)
+    request_timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        mac = self.mac.lower().replace(":", "").replace("-", "")
+        if _MAC_RE.fullmatch(mac) is None:
+            raise ValueError(f"MAC {self.mac!r} is not 12 hex digits")
+        object.__setattr__(self, "mac", mac)
+        if isinstance(self.servers, str):
+            raise ValueError("servers is a sequence of URLs, not one string")
+        object.__setattr__(self, "servers", tuple(self.servers))
+        if not self.servers:
+            raise ValueError("a phone needs at least one server URL")
+        for server in self.servers:
+            if URL(server).scheme not in ("http", "https"):
+                raise ValueError(f"server {server!r} is not an http:// or https:// URL")
+        ipaddress.IPv4Address(self.source_ip)
+        if not self.part_number:
+            if self.model not in PART_NUMBERS:
+                raise ValueError(f"model {self.model!r} has no known part number; give one")
+            object.__setattr__(self, "part_number", PART_NUMBERS[self.model])
+        object.__setattr__(self, "local_overrides", MappingProxyType(dict(self.local_overrides)))
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneReport:
+    """A snapshot of what a phone did; `requests` are (method, name, status) in order."""
+
+    mac: str
+    model: str
+    part_number: str
+    source_ip: str
+    state: str
+    firmware: str
+    reboots: int
+    polls: int
+    failovers: int
+    boot_seconds: float | None
+    bytes_down: int
+    bytes_up: int
+    errors: tuple[str, ...]
+    requests: tuple[Request, ...]
+    parameters: Mapping[str, str]
+    missing_set_companions: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "mac": self.mac,
+            "model": self.model,
+            "part_number": self.part_number,
+            "source_ip": self.source_ip,
+            "state": self.state,
+            "firmware": self.firmware,
+            "reboots": self.reboots,
+            "polls": self.polls,
+            "failovers": self.failovers,
+            "boot_seconds": self.boot_seconds,
+            "bytes_down": self.bytes_down,
+            "bytes_up": self.bytes_up,
+            "errors": list(self.errors),
+            "requests": [list(request) for request in self.requests],
+            "parameters": dict(self.parameters),
+            "missing_set_companions": list(self.missing_set_companions),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class _Server:
+    """A server URL split into the directory names resolve against and the named master file."""
+
+    base: URL
+    master: str | None
+    display: str
+
+    @classmethod
+    def parse(cls, text: str) -> _Server:
+        url = URL(text).with_query(None).with_fragment(None)
+        path = url.path or "/"
+        master = None
+        if path.endswith(".cfg"):
+            master = url.name
+            path = path[: path.rfind("/") + 1]
+        elif not path.endswith("/"):
+            path += "/"
+        base = url.with_path(path)
+        return cls(base=base, master=master, display=str(base.with_user(None)))
+
+
+@dataclass(frozen=True, slots=True)
+class _Reply:
+    status: int
+    body: bytes
+
+
+@functools.lru_cache(maxsize=16)
+def _client_context(cacert: str) -> ssl.SSLContext:
+    """One TLS context per CA file, shared by every phone that trusts it."""
+    return ssl.create_default_context(cafile=cacert)
+
+
+class SimPhone:
+    """A simulated phone; `await boot()`, inspect `report()`, and `await aclose()` when done."""
+
+    def __init__(
+        self,
+        spec: PhoneSpec,
+        *,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.spec = spec
+        self._clock: Clock = clock if clock is not None else ScaledClock()
+        self._rng = rng if rng is not None else random.Random(spec.mac)
+        self._identity = user_agent_identity(spec.model)
+        self._servers = tuple(_Server.parse(server) for server in spec.servers)
+        self._current = 0
+        self._session: aiohttp.ClientSession | None = None
+        self._lock = asyncio.Lock()
+        self._poll_task: asyncio.Task[None] | None = None
+        self._log_directory = ""
+        self._overrides_directory = ""
+        self._state = "idle"
+        self._firmware = spec.firmware
+        self._reboots = 0
+        self._polls = 0
+        self._failovers = 0
+        self._boot_seconds: float | None = None
+        self._bytes_down = 0
+        self._bytes_up = 0
+        self._errors: list[str] = []
+        self._requests: list[Request] = []
+        self._parameters: dict[str, str] = {}
+        self._missing: list[str] = []
+
+    @property
+    def mac(self) -> str:
+        return self.spec.mac
+
+    @property
+    def state(self) -> str:
+        return self._state
+
+    @property
+    def firmware(self) -> str:
+        return self._firmware
+
+    @property
+    def parameters(self) -> Mapping[str, str]:
+        """The effective parameters of the last conversation."""
+        return MappingProxyType(self._parameters)
+
+    def report(self) -> PhoneReport:
+        return PhoneReport(
+            mac=self.spec.mac,
+            model=self.spec.model,
+            part_number=self.spec.part_number,
+            source_ip=self.spec.source_ip,
+            state=self._state,
+            firmware=self._firmware,
+            reboots=self._reboots,
+            polls=self._polls,
+            failovers=self._failovers,
+            boot_seconds=self._boot_seconds,
+            bytes_down=self._bytes_down,
+            bytes_up=self._bytes_up,
+            errors=tuple(self._errors),
+            requests=tuple(self._requests),
+            parameters=MappingProxyType(dict(self._parameters)),
+            missing_set_companions=tuple(self._missing),
+        )
+
+    async def boot(self) -> PhoneReport:
+        """Power on: Updater stage (rebooting after each upgrade), then Application stage.
+
+        The phone ends "provisioned" only if nothing went wrong; any error
+        (a missing CONFIG_FILES entry, a refused upload, a bad image) makes it "failed".
+        Firmware and effective parameters survive from the previous boot, as in flash.
+        """
+        await self._stop_polling()
+        async with self._lock:
+            self._reset()
+            self._state = "booting"
+            started = self._clock.monotonic()
+            try:
+                await self._boot_conversation()
+            except _Abort as abort:
+                self._errors.append(str(abort))
+            self._state = "failed" if self._errors else "provisioned"
+            if self._state == "provisioned":
+                self._boot_seconds = self._clock.monotonic() - started
+        self._schedule_polling()
+        return self.report()
+
+    async def poll_now(self) -> PhoneReport:
+        """One poll: the Application stage again (phones.md section 3, prov.polling.*).
+
+        The state stays as it is while polling (a provisioned phone keeps working)
+        and afterwards says whether this poll had errors.
+        """
+        async with self._lock:
+            errors_before = len(self._errors)
+            try:
+                await self._application_stage()
+            except _Abort as abort:
+                self._errors.append(str(abort))
+            self._polls += 1
+            self._state = "failed" if len(self._errors) > errors_before else "provisioned"
+        self._schedule_polling()
+        return self.report()
+
+    def abandon(self, reason: str) -> None:
+        """Give up on a boot that did not settle (a fleet timeout); the phone counts as failed."""
+        if self._state in ("idle", "booting"):
+            self._errors.append(reason)
+            self._state = "failed"
+
+    def next_poll_delay(self) -> float | None:
+        """Simulated seconds until the next poll, or None when polling is off."""
+        params = self._parameters
+        if params.get("prov.polling.enabled") != "1":
+            return None
+        mode = params.get("prov.polling.mode", "abs")
+        if mode == "random":
+            start = _seconds_of_day(params.get("prov.polling.time", ""), 3 * 3600)
+            end = _seconds_of_day(params.get("prov.polling.timeRandomEnd", ""), start)
+            if end <= start:
+                end += DAY
+            target = self._rng.uniform(start, end)
+            delay = (target - self._clock.time()) % DAY
+            return delay if delay > 0 else float(DAY)
+        try:
+            period = int(params.get("prov.polling.period", ""))
+        except ValueError:
+            period = DEFAULT_POLL_PERIOD
+        return float(period if period >= MIN_POLL_PERIOD else DEFAULT_POLL_PERIOD)
+
+    async def aclose(self) -> None:
+        """Stop polling and close the HTTP session."""
+        await self._stop_polling()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> SimPhone:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
+    def _reset(self) -> None:
+        self._reboots = 0
+        self._polls = 0
+        self._failovers = 0
+        self._boot_seconds = None
+        self._bytes_down = 0
+        self._bytes_up = 0
+        self._errors = []
+        self._requests = []
+        self._missing = []
+
+    async def _boot_conversation(self) -> None:
+        while await self._updater_stage():
+            self._reboots += 1
+        await self._application_stage()
+        await self._upload_local_overrides()
+
+    async def _updater_stage(self) -> bool:
+        """Boot log, master file, firmware; True when new firmware was installed (a reboot)."""
+        boot_log = self._log_lines(
+            "Updater",
+            [
+                f"Updater {self._firmware} starting, reboot {self._reboots}",
+                f"MAC {self.spec.mac} model {self.spec.model} part {self.spec.part_number}",
+                f"Provisioning server {self._server.display}",
+            ],
+        )
+        await self._upload(self._in_dir(self._log_directory, f"{self.spec.mac}-boot.log"), boot_log)
+        master = await self._fetch_master("updater")
+        return await self._check_firmware(master)
+
+    async def _check_firmware(self, master: MasterFile) -> bool:
+        """Fetch the header; download and verify the image only if the version differs.
+
+        Any failure is an error and the phone boots on with the firmware it has.
+        """
+        path = app_file_path_for(master, self.spec.model)
+        if not path:
+            return False
+        try:
+            name = firmware_file_name(path, self.spec.part_number)
+        except ModelError as exc:
+            self._errors.append(f"APP_FILE_PATH {path!r}: {exc.message}")
+            return False
+        try:
+            return await self._upgrade(name)
+        except _Unauthorized:
+            raise
+        except _Abort as abort:
+            self._errors.append(str(abort))
+            return False
+
+    async def _upgrade(self, name: str) -> bool:
+        """Probe the first 512 bytes; True when a different, verified image was installed."""
+        probe = await self._request(
+            "GET",
+            name,
+            stage="updater",
+            headers={"Range": f"bytes=0-{HEADER_PROBE_BYTES - 1}"},
+            limit=HEADER_PROBE_BYTES,
+        )
+        shown = _shown(name)
+        if probe.status not in (200, 206):
+            self._errors.append(f"GET {shown}: HTTP {probe.status}, firmware not available")
+            return False
+        header = read_header(probe.body)
+        if header is None:
+            self._errors.append(f"GET {shown}: not a firmware image (no SIMFW1 header)")
+            return False
+        if header.version == self._firmware:
+            return False
+        if self._reboots >= MAX_REBOOTS:
+            self._errors.append(
+                f"GET {shown}: firmware {header.version} offered again after "
+                f"{MAX_REBOOTS} reboots; keeping {self._firmware}"
+            )
+            return False
+        image = await self._request("GET", name, stage="updater")
+        if image.status != 200:
+            self._errors.append(f"GET {shown}: HTTP {image.status} downloading the firmware")
+            return False
+        try:
+            installed = verify_image(image.body)
+        except FirmwareError as exc:
+            self._errors.append(
+                f"GET {shown}: firmware verification failed ({exc.message}); "
+                f"keeping {self._firmware}"
+            )
+            return False
+        self._firmware = installed.version
+        return True
+
+    async def _application_stage(self) -> None:
+        master = await self._fetch_master("application")
+        directories = dict(master.attributes)
+        self._log_directory = directories.get("LOG_FILE_DIRECTORY", "")
+        self._missing = []
+        provisioned: dict[str, str] = {}
+        for entry in config_files_for(master, self.spec.model):
+            name = expand_macros(entry, mac=self.spec.mac, model=self.spec.model)
+            reply = await self._request("GET", name, stage="application")
+            if reply.status != 200:
+                self._errors.append(
+                    f"GET {_shown(name)}: HTTP {reply.status} for a file listed in CONFIG_FILES"
+                )
+                continue
+            self._merge(name, reply.body, provisioned)
+        overrides: dict[str, str] = {}
+        licenses: dict[str, str] = {}
+        mac = self.spec.mac
+        optional: list[tuple[str, str, dict[str, str] | None]] = [
+            ("OVERRIDES_DIRECTORY", self._override_file, overrides),
+            ("OVERRIDES_DIRECTORY", f"{mac}-web.cfg", overrides),
+            ("LICENSE_DIRECTORY", "000000000000-license.cfg", licenses),
+            ("LICENSE_DIRECTORY", f"{mac}-license.cfg", licenses),
+            ("CALL_LISTS_DIRECTORY", f"{mac}-calls.xml", None),
+            ("CONTACTS_DIRECTORY", f"{mac}-directory.xml", None),
+            ("CONTACTS_DIRECTORY", "000000000000-directory.xml", None),
+        ]
+        for attribute, file_name, into in optional:
+            name = self._in_dir(directories.get(attribute, ""), file_name)
+            reply = await self._request("GET", name, stage="application")
+            if reply.status == 404:
+                continue
+            if reply.status != 200:
+                self._errors.append(f"GET {_shown(name)}: HTTP {reply.status}")
+            elif into is not None:
+                self._merge(name, reply.body, into)
+        effective: dict[str, str] = dict(self.spec.local_overrides)
+        for layer in (overrides, provisioned, licenses):
+            for key, value in layer.items():
+                effective.setdefault(key, value)
+        self._parameters = effective
+        app_log = self._in_dir(self._log_directory, f"{mac}-app.log")
+        head = await self._request("HEAD", app_log, stage="application")
+        if head.status not in (200, 404):
+            self._errors.append(f"HEAD {_shown(app_log)}: HTTP {head.status}")
+        lines = [
+            f"Application {self._firmware} provisioned from {self._server.display}",
+            f"{len(effective)} parameters in effect",
+        ]
+        await self._upload(app_log, self._log_lines("Application", lines))
+
+    def _merge(self, name: str, raw: bytes, into: dict[str, str]) -> None:
+        """First-wins merge of one file (phones.md section 3); note device.* without .set."""
+        try:
+            parameters = parse_config(raw)
+        except ConfigFileError as exc:
+            self._errors.append(f"GET {_shown(name)}: {exc.message}")
+            return
+        device_set = _is_set(raw, "device.set")
+        for key, value in parameters.items():
+            if key in into:
+                continue
+            into[key] = value
+            if (
+                key.startswith("device.")
+                and not (device_set and _is_set(raw, f"{key}.set"))
+                and key not in self._missing
+            ):
+                self._missing.append(key)
+
+    async def _upload_local_overrides(self) -> None:
+        """Handset settings go back to the server as the override file (phones.md section 2)."""
+        if not self.spec.local_overrides:
+            return
+        name = self._override_file
+        await self._upload(
+            self._in_dir(self._overrides_directory, name), render_config(self.spec.local_overrides)
+        )
+
+    async def _fetch_master(self, stage: str) -> MasterFile:
+        """The URL's own `.cfg`, else `<mac>.cfg`, else `000000000000.cfg` (phones.md section 2)."""
+        named = self._server.master
+        names = [named] if named else [f"{self.spec.mac}.cfg", DEFAULT_MASTER]
+        for index, name in enumerate(names):
+            reply = await self._request("GET", name, stage=stage)
+            if reply.status == 404 and index + 1 < len(names):
+                continue
+            if reply.status != 200:
+                raise _Abort(f"GET {name}: HTTP {reply.status}, no master file")
+            try:
+                master = parse_master(reply.body)
+            except MasterFileError as exc:
+                raise _Abort(f"GET {name}: {exc.message}") from None
+            self._overrides_directory = dict(master.attributes).get("OVERRIDES_DIRECTORY", "")
+            return master
+        raise AssertionError("unreachable: the last name either returns or raises")
+
+    async def _upload(self, name: str, body: bytes) -> None:
+        reply = await self._request("PUT", name, stage=_stage_of(name), data=body)
+        if not 200 <= reply.status < 300:
+            self._errors.append(
+                f"PUT {_shown(name)}: HTTP {reply.status}, the server refused the upload"
+            )
+
+    @property
+    def _override_file(self) -> str:
+        """CX5100/CX5500 keep handset settings in `-system.cfg`, the others in `-phone.cfg`."""
+        suffix = "system" if uses_system_cfg(self.spec.model) else "phone"
+        return f"{self.spec.mac}-{suffix}.cfg"
+
+    @property
+    def _server(self) -> _Server:
+        return self._servers[self._current]
+
+    def _in_dir(self, directory: str, name: str) -> str:
+        """`name` inside a master-file directory attribute; empty means the server root."""
+        return f"{directory.rstrip('/')}/{name}" if directory else name
+
+    def _log_lines(self, component: str, messages: Sequence[str]) -> bytes:
+        stamp = int(self._clock.time())
+        return "".join(
+            f"{stamp:010d}|{component[:5]:<5}|4|00|{message}\n" for message in messages
+        ).encode()
+
+    async def _request(
+        self,
+        method: str,
+        name: str,
+        *,
+        stage: str,
+        data: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        limit: int | None = None,
+    ) -> _Reply:
+        """One request, failing over to the next server URL on connection failure.
+
+        `limit` reads at most that many body bytes, then drops the connection
+        (a server that ignores Range sends the whole image).
+        """
+        absolute = "://" in name
+        attempts = 1 if absolute else len(self._servers)
+        failures: list[str] = []
+        for _ in range(attempts):
+            server = self._server
+            url = URL(name) if absolute else server.base.join(URL(name))
+            try:
+                reply = await self._send(method, url, stage, data, headers, limit)
+            except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+                failures.append(f"{server.display if not absolute else _shown(name)}: {_why(exc)}")
+                if not absolute and len(self._servers) > 1:
+                    self._current = (self._current + 1) % len(self._servers)
+                    self._failovers += 1
+                continue
+            except aiohttp.ClientError as exc:
+                raise _Abort(f"{method} {_shown(name)}: {_why(exc)}") from None
+            self._requests.append((method, _shown(name), reply.status))
+            if reply.status == 401:
+                raise _Unauthorized(
+                    f"{method} {_shown(name)}: HTTP 401, the server refused the credentials "
+                    f"of user {self._user_for(url)!r}; check the user name and password"
+                )
+            return reply
+        raise _Abort(f"{method} {_shown(name)}: cannot connect ({'; '.join(failures)})")
+
+    async def _send(
+        self,
+        method: str,
+        url: URL,
+        stage: str,
+        data: bytes | None,
+        headers: Mapping[str, str] | None,
+        limit: int | None,
+    ) -> _Reply:
+        serial = self.spec.mac if self._parameters.get("device.prov.tagSerialNo") == "1" else None
+        all_headers = {
+            "User-Agent": format_user_agent(
+                self._identity.family, self._identity.model_token, self._firmware, stage, serial
+            ),
+            **(headers or {}),
+        }
+        if url.user is not None:
+            all_headers["Authorization"] = _basic(url.user, url.password or "")
+        elif self.spec.user and self._is_own_server(url):
+            all_headers["Authorization"] = _basic(self.spec.user, self.spec.password)
+        session = self._ensure_session()
+        async with session.request(
+            method, url.with_user(None), data=data, headers=all_headers, allow_redirects=False
+        ) as response:
+            if limit is None:
+                body = await response.read()
+            else:
+                body = await _read_at_most(response, limit)
+                response.close()
+        self._bytes_up += len(data or b"")
+        self._bytes_down += len(body)
+        return _Reply(response.status, body)
+
+    def _is_own_server(self, url: URL) -> bool:
+        """Credentials go only to the provisioning servers, never to another host."""
+        return any(url.origin() == server.base.origin() for server in self._servers)
+
+    def _user_for(self, url: URL) -> str:
+        return url.user if url.user is not None else self.spec.user
+
+    def _ensure_session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            tls: ssl.SSLContext | bool = True
+            if self.spec.cacert:
+                try:
+                    tls = _client_context(self.spec.cacert)
+                except (OSError, ssl.SSLError) as exc:
+                    raise _Abort(f"cannot load the CA file {self.spec.cacert}: {exc}") from None
+            connector = aiohttp.TCPConnector(
+                local_addr=(self.spec.source_ip, 0), ssl=tls, limit=1, force_close=True
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(total=self.spec.request_timeout),
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
+        return self._session
+
+    def _schedule_polling(self) -> None:
+        running = self._poll_task is not None and not self._poll_task.done()
+        if not running and self._state != "idle" and self.next_poll_delay() is not None:
+            self._poll_task = asyncio.create_task(self._poll_loop(), name=f"poll-{self.mac}")
+
+    async def _poll_loop(self) -> None:
+        while (delay := self.next_poll_delay()) is not None:
+            await self._clock.sleep(delay)
+            await self.poll_now()
+
+    async def _stop_polling(self) -> None:
+        task, self._poll_task = self._poll_task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def _read_at_most(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    remaining = limit
+    while remaining > 0:
+        chunk = await response.content.read(remaining)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(chunks)
+
+
+def _basic(user: str, password: str) -> str:
+    """HTTP basic credentials, the scheme phones.md section 2 names for managed deployments."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+
+
+def _is_set(raw: bytes, name: str) -> bool:
+    """Whether the raw file sets `name="1"`: a `.set` companion (phones.md section 3)."""
+    pattern = rb"(?<![A-Za-z0-9_.\-])" + re.escape(name.encode()) + rb"""\s*=\s*(["'])1\1"""
+    return re.search(pattern, raw) is not None
+
+
+def _stage_of(name: str) -> str:
+    return "updater" if name.endswith("-boot.log") else "application"
+
+
+def _shown(name: str) -> str:
+    """A request name as recorded: absolute URLs without their credentials."""
+    if "://" not in name:
+        return name
+    return str(URL(name).with_user(None))
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _seconds_of_day(text: str, default: int) -> int:
+    match = _HHMM_RE.fullmatch(text.strip())
+    if match is None:
+        return default
+    return int(match[1]) * 3600 + int(match[2]) * 60
