@@ -39,6 +39,7 @@ MAX_DESCRIPTION = 512
 # Any message from a device sets it online (cloud.md "Device monitor"); a phone that has
 # not been heard from for a day's poll plus the polling window is shown offline.
 ONLINE_SECONDS = 26 * 3600
+CONTACT_EVERY = 60.0
 EDITABLE = ("name", "description", "private_ip", "public_ip", "model", "type")
 
 
@@ -242,14 +243,25 @@ class Devices:
     ) -> dict[str, Any]:
         """A phone asked for provisioning: record it, auto-adding it to the default groups."""
         mac = normalize_mac(mac)
+        self.record_contact(mac, model, firmware, public_ip, private_ip, user_agent)
+        return self.get(mac)
+
+    def record_contact(
+        self,
+        mac: str,
+        model: str | None,
+        firmware: str | None,
+        public_ip: str | None,
+        private_ip: str | None,
+        user_agent: str | None,
+    ) -> None:
+        """The write behind `seen`, kept cheap for the provisioning hot path: a known
+        phone whose facts did not change is rewritten at most once a minute."""
         now = self.ctx.now()
-        site = self.ctx.match_site(public_ip, private_ip)
-        row = self.store.device(mac)
         facts: dict[str, Any] = {
-            "last_seen": now,
             "public_ip": public_ip,
             "private_ip": private_ip,
-            "site": site,
+            "site": self.ctx.match_site(public_ip, private_ip),
         }
         if model:
             facts["model"] = normalize_model(model)
@@ -257,16 +269,25 @@ class Devices:
             facts["firmware"] = firmware
         if user_agent:
             facts["user_agent"] = user_agent
-        with self.store.transaction():
-            if row is None:
+        row = self.store.device(mac)
+        if row is None:
+            with self.store.transaction():
                 self.store.insert_device(
-                    {"id": mac, "mac": mac, "source": "auto", "created": now, **facts}
+                    {
+                        "id": mac,
+                        "mac": mac,
+                        "source": "auto",
+                        "created": now,
+                        "last_seen": now,
+                        **facts,
+                    }
                 )
                 self.store.set_device_groups(mac, self.store.default_groups())
-                self.ctx.log("provisioning", "auto_add", f"device/{mac}")
-            else:
-                self.store.update_device(mac, facts)
-        return self.get(mac)
+            self.ctx.log("provisioning", "auto_add", f"device/{mac}")
+            return
+        changed = any(row.get(k) != v for k, v in facts.items())
+        if changed or not row["last_seen"] or now - row["last_seen"] >= CONTACT_EVERY:
+            self.store.update_device(mac, {**facts, "last_seen": now})
 
     # -- CSV -------------------------------------------------------------------
 

@@ -86,19 +86,42 @@ class Provisioning:
         user_agent: str,
         public_ip: str | None,
         private_ip: str | None,
-    ) -> dict[str, Any] | None:
-        """Record a phone's contact; None when it is unknown and auto-add is off."""
-        known = self.store.device(mac) is not None
-        if not known and not self.tenancy.tenant()["auto_add"]:
-            return None
-        return self.devices.seen(
+    ) -> bool:
+        """Record a phone's contact; False when it is unknown and auto-add is off."""
+        if self.store.device(mac) is None and not self.tenancy.tenant()["auto_add"]:
+            return False
+        self.devices.record_contact(
             mac,
-            model=agent.model if agent else None,
-            firmware=agent.firmware if agent else None,
-            public_ip=public_ip,
-            private_ip=private_ip,
-            user_agent=user_agent[:512] or None,
+            agent.model if agent else None,
+            agent.firmware if agent else None,
+            public_ip,
+            private_ip,
+            user_agent[:512] or None,
         )
+        return True
+
+    def generated(
+        self,
+        kind: str,
+        mac: str,
+        agent: UserAgent | None,
+        user_agent: str,
+        public_ip: str | None,
+        private_ip: str | None,
+    ) -> bytes | None:
+        """One phone request for its master or configuration file, in one worker call:
+        identify, build (cached), and record the result. None: unknown, not auto-added."""
+        if not self.identify(mac, agent, user_agent, public_ip, private_ip):
+            return None
+        if kind == "master":
+            return self.master_file(mac)
+        try:
+            data = self.config_file(mac)
+        except Exception as exc:
+            self.record(mac, False, f"cannot build the configuration file: {exc}")
+            raise
+        self.record(mac, True)
+        return data
 
     def record(self, mac: str, ok: bool, reason: str = "") -> None:
         """Last provisioning time and result (SUCCESS, or FAILED with the reason)."""

@@ -440,10 +440,22 @@ class SimPhone:
         return True
 
     async def _application_stage(self) -> None:
+        """Master file, CONFIG_FILES, optional files, then the application log."""
         master = await self._fetch_master("application")
         directories = dict(master.attributes)
         self._log_directory = directories.get("LOG_FILE_DIRECTORY", "")
         self._missing = []
+        provisioned = await self._read_config_files(master)
+        overrides, licenses = await self._read_optional_files(directories)
+        effective: dict[str, str] = dict(self.spec.local_overrides)
+        for layer in (overrides, provisioned, licenses):
+            for key, value in layer.items():
+                effective.setdefault(key, value)
+        self._parameters = effective
+        await self._write_app_log()
+
+    async def _read_config_files(self, master: MasterFile) -> dict[str, str]:
+        """Every CONFIG_FILES entry in order, first file wins; a missing one is an error."""
         provisioned: dict[str, str] = {}
         for entry in config_files_for(master, self.spec.model):
             name = expand_macros(entry, mac=self.spec.mac, model=self.spec.model)
@@ -454,6 +466,16 @@ class SimPhone:
                 )
                 continue
             self._merge(name, reply.body, provisioned)
+        return provisioned
+
+    async def _read_optional_files(
+        self, directories: Mapping[str, str]
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """The per-phone and shared files of phones.md section 2; 404 is normal for each.
+
+        Returns the override parameters and the license parameters; call lists
+        and directories are fetched but hold no parameters.
+        """
         overrides: dict[str, str] = {}
         licenses: dict[str, str] = {}
         mac = self.spec.mac
@@ -475,18 +497,17 @@ class SimPhone:
                 self._errors.append(f"GET {_shown(name)}: HTTP {reply.status}")
             elif into is not None:
                 self._merge(name, reply.body, into)
-        effective: dict[str, str] = dict(self.spec.local_overrides)
-        for layer in (overrides, provisioned, licenses):
-            for key, value in layer.items():
-                effective.setdefault(key, value)
-        self._parameters = effective
-        app_log = self._in_dir(self._log_directory, f"{mac}-app.log")
+        return overrides, licenses
+
+    async def _write_app_log(self) -> None:
+        """HEAD then PUT, as the VVX 500 capture shows; appending is the server's business."""
+        app_log = self._in_dir(self._log_directory, f"{self.spec.mac}-app.log")
         head = await self._request("HEAD", app_log, stage="application")
         if head.status not in (200, 404):
             self._errors.append(f"HEAD {_shown(app_log)}: HTTP {head.status}")
         lines = [
             f"Application {self._firmware} provisioned from {self._server.display}",
-            f"{len(effective)} parameters in effect",
+            f"{len(self._parameters)} parameters in effect",
         ]
         await self._upload(app_log, self._log_lines("Application", lines))
 

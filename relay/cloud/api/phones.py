@@ -149,29 +149,12 @@ class PhoneService:
         except UserAgentError:
             return None, text[:512]
 
-    async def _identify(self, request: web.Request, mac: str) -> bool:
-        agent, text = self._agent(request)
-        public_ip, private_ip = self._addresses(request)
-        device = await self.worker.call(self.prov.identify, mac, agent, text, public_ip, private_ip)
-        if device is None:
-            event(
-                log,
-                "unknown_device",
-                logging.WARNING,
-                mac=mac,
-                source=request.remote,
-                reason="auto-add is off; add the device first",
-            )
-        return device is not None
-
     async def _get(self, request: web.Request, path: ProvPath) -> web.StreamResponse:
         kind = path.kind
         if kind == "default_master":
             return _bytes(request, await self.worker.call(self.prov.master_file, None))
         if kind in ("master", "generated"):
             assert path.mac is not None
-            if not await self._identify(request, path.mac):
-                return web.Response(status=404)
             return await self._generated(request, path.mac, kind)
         if kind == "upload" and path.name.endswith(LOG_SUFFIXES):
             return await self._log_head(request, path)
@@ -188,17 +171,26 @@ class PhoneService:
         return await _send_file(request, file)
 
     async def _generated(self, request: web.Request, mac: str, kind: str) -> web.StreamResponse:
+        agent, text = self._agent(request)
+        public_ip, private_ip = self._addresses(request)
         try:
-            if kind == "master":
-                data = await self.worker.call(self.prov.master_file, mac)
-            else:
-                data = await self.worker.call(self.prov.config_file, mac)
+            data = await self.worker.call(
+                self.prov.generated, kind, mac, agent, text, public_ip, private_ip
+            )
         except Exception as exc:
-            await self.worker.call(self.prov.record, mac, False, f"cannot build {kind}: {exc}")
             event(log, "provisioning_failed", logging.ERROR, mac=mac, file=kind, error=str(exc))
             return web.Response(status=500, text="the service could not build this file\n")
+        if data is None:
+            event(
+                log,
+                "unknown_device",
+                logging.WARNING,
+                mac=mac,
+                source=request.remote,
+                reason="auto-add is off; add the device first",
+            )
+            return web.Response(status=404)
         if kind == "generated":
-            await self.worker.call(self.prov.record, mac, True)
             event(log, "provisioned", mac=mac, source=request.remote)
         return _bytes(request, data)
 
@@ -232,7 +224,11 @@ class PhoneService:
         data = await request.content.read(limit + 1)
         if len(data) > limit:
             return web.Response(status=413, text=f"limit is {limit} bytes\n")
-        if not await self._identify(request, path.mac):
+        agent, text = self._agent(request)
+        public_ip, private_ip = self._addresses(request)
+        if not await self.worker.call(
+            self.prov.identify, path.mac, agent, text, public_ip, private_ip
+        ):
             return web.Response(status=404)
         try:
             if is_log:
