@@ -72,7 +72,19 @@ class Files:
             raise not_found("resource file", name)
         return self.root / "resources" / name
 
+    def _refuse_if_bound(self, kind: str, name: str) -> None:
+        users = self.store.file_users(kind, name)
+        if users:
+            where = ", ".join(f"{u['profile']}:{u['parameter']}" for u in users[:5])
+            raise RuleError(
+                "file_in_use",
+                f"{name} is bound to profile parameters ({where}); unbind first",
+                "name",
+                status=409,
+            )
+
     def delete_resource(self, name: str, actor: str) -> None:
+        self._refuse_if_bound("resource", name)
         if not self.store.delete_file("resource", name):
             raise not_found("resource file", name)
         (self.root / "resources" / name).unlink(missing_ok=True)
@@ -110,6 +122,7 @@ class Files:
         return row, self.root / "device" / name
 
     def delete_device_file(self, name: str, actor: str) -> None:
+        self._refuse_if_bound("device", name)
         with self.store.transaction():
             if not self.store.delete_file("device", name):
                 raise not_found("device file", name)

@@ -105,6 +105,11 @@ class Profiles:
         }
         if full:
             out["parameters"] = self.store.parameters(row["name"])
+            out["files"] = [
+                {"parameter": f["parameter"], "kind": f["kind"], "file": f["file"]}
+                for f in self.store.profile_files(row["name"])
+                if out["parameters"].get(f["parameter"]) == f["file"]
+            ]
             out["bindings"] = [
                 {"container": c, "key": k} for c, k in self.store.bindings_of_profile(row["name"])
             ]
@@ -119,6 +124,32 @@ class Profiles:
 
     def get(self, name: str) -> dict[str, Any]:
         return self._out(self._row(name), full=True)
+
+    def _files(self, body: Mapping[str, Any]) -> dict[str, tuple[str, str]]:
+        """`files`: {parameter: file name} binds a parameter to a resource file or a global
+        device file; the parameter's value becomes the file's name, which phones fetch
+        from the provisioning server (cloud.md "Resource and device files")."""
+        value = body.get("files", {})
+        if not isinstance(value, dict):
+            raise RuleError("invalid_type", "files must be an object of parameter: file", "files")
+        out: dict[str, tuple[str, str]] = {}
+        for parameter, file in value.items():
+            where = f"files.{parameter}"
+            if not isinstance(file, str):
+                raise RuleError("invalid_type", "a file name must be a string", where)
+            check_parameters({parameter: file}, "files")
+            if self.store.file("resource", file) is not None:
+                out[parameter] = ("resource", file)
+            elif (row := self.store.file("device", file)) is not None and row["device_id"] is None:
+                out[parameter] = ("device", file)
+            else:
+                raise RuleError(
+                    "unknown_file",
+                    f"{file!r} is neither a resource file nor a global device file",
+                    where,
+                    status=404,
+                )
+        return out
 
     def _check_software(self, value: object) -> str | None:
         if value is None:
@@ -147,9 +178,13 @@ class Profiles:
             "modified_by": actor,
         }
         params = _parameters(body)
+        files = self._files(body)
+        params.update({p: f for p, (_, f) in files.items()})
         with self.store.transaction():
             self.store.insert_profile(row)
             self.store.set_parameters(name, params)
+            for parameter, (kind, file) in files.items():
+                self.store.bind_file(name, parameter, kind, file)
             self.ctx.config_changed()
         self.ctx.log(actor, "add", f"profile/{name}")
         return self.get(name)
@@ -185,12 +220,18 @@ class Profiles:
         if "add_parameters" in body:
             added = _parameters({"parameters": body["add_parameters"]})
             params = {**(params if params is not None else self.store.parameters(name)), **added}
+        files = self._files(body)
+        if files:
+            base = params if params is not None else self.store.parameters(name)
+            params = {**base, **{p: f for p, (_, f) in files.items()}}
         if params is not None and row["kind"] == "imported":
             params = csv_parameters(params, self.store.csv_parameter_spellings())
         with self.store.transaction():
             self.store.update_profile(name, changes)
             if params is not None:
                 self.store.set_parameters(new, params)
+            for parameter, (kind, file) in files.items():
+                self.store.bind_file(new, parameter, kind, file)
             self.ctx.config_changed()
         self.ctx.log(actor, "edit", f"profile/{name}", fields=sorted(body))
         return self.get(new)

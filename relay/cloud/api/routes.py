@@ -627,6 +627,7 @@ PROFILE_BODY: Schema = obj(
     description=STR,
     parameters={"type": "object", "additionalProperties": STR},
     add_parameters={"type": "object", "additionalProperties": STR},
+    files={"type": "object", "additionalProperties": STR},
     software={"type": ["string", "null"]},
 )
 CSV: Schema = {"type": "string"}

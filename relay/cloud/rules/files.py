@@ -50,6 +50,8 @@ MAX_LOG_DAY_BYTES = 50 * 1024 * 1024
 MAX_OVERRIDE_BYTES = 2 * 1024 * 1024
 LOG_KEEP_DAYS = 10
 GLOBAL_PREFIX = "000000000000-"
+# Names the service generates or only the phone writes; `-directory.xml` is both a
+# contact directory an administrator provides and one the phone may upload.
 RESERVED_SUFFIXES = (
     "-profile.cfg",
     "-boot.log",
@@ -58,7 +60,6 @@ RESERVED_SUFFIXES = (
     "-web.cfg",
     "-system.cfg",
     "-calls.xml",
-    "-directory.xml",
 )
 _FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,254}")
 _DEVICE_NAME = re.compile(r"([0-9a-f]{12})-([A-Za-z0-9][A-Za-z0-9._\-]{0,200})")

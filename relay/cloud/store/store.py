@@ -128,6 +128,14 @@ CREATE TABLE IF NOT EXISTS files (
     created REAL NOT NULL,
     PRIMARY KEY (kind, name)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS profile_files (
+    profile TEXT NOT NULL REFERENCES profiles(name) ON DELETE CASCADE ON UPDATE CASCADE,
+    parameter TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    file TEXT NOT NULL,
+    PRIMARY KEY (profile, parameter)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS profile_files_file ON profile_files(kind, file);
 CREATE TABLE IF NOT EXISTS images (
     id TEXT PRIMARY KEY,
     model TEXT NOT NULL,
@@ -632,6 +640,28 @@ class Store:
 
     def delete_file(self, kind: str, name: str) -> int:
         return self._exec("DELETE FROM files WHERE kind = ? AND name = ?", (kind, name))
+
+    def bind_file(self, profile: str, parameter: str, kind: str, file: str) -> None:
+        self._exec(
+            "INSERT OR REPLACE INTO profile_files(profile, parameter, kind, file) "
+            "VALUES (?, ?, ?, ?)",
+            (profile, parameter, kind, file),
+        )
+
+    def profile_files(self, profile: str) -> list[Row]:
+        return self._rows(
+            "SELECT parameter, kind, file FROM profile_files WHERE profile = ? ORDER BY parameter",
+            (profile,),
+        )
+
+    def file_users(self, kind: str, file: str) -> list[Row]:
+        """Profile parameters that still point at a file (bound and not edited since)."""
+        return self._rows(
+            "SELECT pf.profile, pf.parameter FROM profile_files pf JOIN profile_params pp "
+            "ON pp.profile = pf.profile AND pp.name = pf.parameter AND pp.value = pf.file "
+            "WHERE pf.kind = ? AND pf.file = ? ORDER BY pf.profile",
+            (kind, file),
+        )
 
     # -- images --------------------------------------------------------------
 
