@@ -191,7 +191,15 @@ class PhoneService:
             )
             return web.Response(status=404)
         if kind == "generated":
-            event(log, "provisioned", mac=mac, source=request.remote)
+            event(
+                log,
+                "provisioned",
+                mac=mac,
+                source=request.remote,
+                model=agent.model if agent else None,
+                firmware=agent.firmware if agent else None,
+                stage=agent.stage if agent else None,
+            )
         return _bytes(request, data)
 
     def _lookup(self, path: ProvPath) -> Path | None:
