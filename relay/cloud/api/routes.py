@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from relay.cloud.api.auth import WORKER, actor, auth_middleware
+from relay.cloud.api.auth import WORKER, actor, auth_middleware, principal_of
 from relay.cloud.api.errors import ApiError, error_middleware
 from relay.cloud.api.openapi import (
     BOOL,
@@ -32,6 +32,7 @@ from relay.cloud.api.openapi import (
 )
 from relay.cloud.controlplane import CloudWorker, ControlPlane
 from relay.cloud.images import MAX_IMAGE
+from relay.cloud.rules.files import MAX_RESOURCE_BYTES
 from relay.cloud.store.store import DeviceListQuery
 from relay.proto.csv.table import SEPARATORS
 
@@ -511,8 +512,20 @@ async def list_resources(request: web.Request) -> web.Response:
     return _ok(await _worker(request).call(_plane(request).files.resources))
 
 
+async def _body(request: web.Request, limit: int) -> bytes:
+    """The whole body up to `limit` bytes (past the app's general body cap), else 413."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(1024 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "too_large", f"the body is limited to {limit} bytes", "body")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 async def put_resource(request: web.Request) -> web.Response:
-    data = await request.read()
+    data = await _body(request, MAX_RESOURCE_BYTES)
     name = request.match_info["name"]
     return _ok(
         await _worker(request).call(_plane(request).files.put_resource, name, data, actor(request)),
@@ -598,6 +611,8 @@ async def delete_device_log(request: web.Request) -> web.Response:
 
 
 async def get_device_password(request: web.Request) -> web.Response:
+    if not principal_of(request).can_write:
+        raise ApiError(403, "read_only", "the phones' admin password is shown to admin tokens")
     password = await _worker(request).call(_plane(request).tenancy.device_admin_password)
     return _ok({"user": "Polycom", "password": password})
 

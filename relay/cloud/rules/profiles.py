@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from relay.cloud.rules.errors import RuleError
 from relay.cloud.rules.names import check_name
 from relay.proto.polycom.cfgfile import is_valid_parameter_name
+from relay.proto.polycom.master import MasterFileError, check_master_attribute
 
 MASTER_ATTRIBUTES = frozenset(
     {
@@ -72,21 +73,26 @@ def check_parameter(name: str, value: str, field: str = "parameters") -> None:
             f"{MASTER_PREFIX!r} (known: {', '.join(sorted(MASTER_ATTRIBUTES))})",
             where,
         )
-    if len(value) > MAX_VALUE:
-        raise RuleError("value_too_long", f"value of {name} exceeds {MAX_VALUE} characters", where)
+    if len(value.encode("utf-8", "surrogatepass")) > MAX_VALUE:
+        raise RuleError("value_too_long", f"value of {name} exceeds {MAX_VALUE} bytes", where)
+    if name == "device.set" or (name.startswith("device.") and name.endswith(".set")):
+        raise RuleError(
+            "set_companion",
+            f"{name} is added automatically to every device.* parameter; leave it out",
+            where,
+        )
     if _XML_ILLEGAL.search(value):
         raise RuleError(
             "invalid_value",
             f"value of {name} contains a control character a phone's XML file cannot carry",
             where,
         )
-    if name == "APP_FILE_PATH" and len(value) > 255:
-        raise RuleError("value_too_long", "APP_FILE_PATH is limited to 255 characters", where)
-    if name == "CONFIG_FILES":
-        if len(value) > 2047:
-            raise RuleError("value_too_long", "CONFIG_FILES is limited to 2047 characters", where)
-        if any(len(part.strip()) > 255 for part in value.split(",")):
-            raise RuleError("value_too_long", "each CONFIG_FILES entry is limited to 255", where)
+    if is_master_attribute(name):
+        # Measured as the default master file will carry it (phones.md section 3 limits).
+        try:
+            check_master_attribute(name, value.replace("${mac_address}", "[PHONE_MAC_ADDRESS]"))
+        except MasterFileError as exc:
+            raise RuleError("invalid_master_attribute", exc.message, where) from exc
     if name == ADMIN_PASSWORD_PARAMETER and value == FACTORY_ADMIN_PASSWORD:
         raise RuleError(
             "factory_password",

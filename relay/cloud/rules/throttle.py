@@ -1,7 +1,8 @@
 """Failed-login throttling per source address.
 
 After FREE_FAILURES failures inside WINDOW seconds, a source must wait before
-its next attempt, twice as long after every further failure, up to MAX_DELAY.
+its next attempt (2 s after the fifth failure), twice as long after every further
+failure, up to MAX_DELAY.
 A success clears the source. Pure: `now` is an argument, memory is bounded.
 """
 
@@ -41,8 +42,8 @@ class LoginThrottle:
             record = _Record(0, now, 0.0)
         record.failures += 1
         delay = 0.0
-        if record.failures > FREE_FAILURES:
-            delay = min(MAX_DELAY, 2.0 ** (record.failures - FREE_FAILURES))
+        if record.failures >= FREE_FAILURES:
+            delay = min(MAX_DELAY, 2.0 ** (record.failures - FREE_FAILURES + 1))
             record.blocked_until = now + delay
         self._sources[source] = record
         self._sources.move_to_end(source)

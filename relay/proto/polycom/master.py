@@ -268,6 +268,17 @@ def _quote(value: str) -> str:
     return '"' + value.translate(_ATTRIBUTE_ESCAPES) + '"'
 
 
+def check_master_attribute(name: str, value: str) -> None:
+    """Check one master-file attribute as `render_master` would (so a value saved in a
+    profile can never make a phone's master file unrenderable)."""
+    if name == "APP_FILE_PATH":
+        _check_master(MasterFile(app_file_path=value))
+    elif name == "CONFIG_FILES":
+        _check_master(MasterFile(config_files=_split_config_files(value)))
+    else:
+        _check_attributes(((name, value),))
+
+
 def _check_master(master: object) -> None:
     """Refuse what parse_master would refuse, so every rendered file reads back."""
     if not isinstance(master, MasterFile):
