@@ -34,6 +34,7 @@ from relay.proto.polycom.master import render_master
 from relay.proto.polycom.useragent import UserAgent
 
 MAX_CACHED = 100_000
+RECORD_EVERY = 60.0
 
 
 class Provisioning:
@@ -124,13 +125,23 @@ class Provisioning:
         return data
 
     def record(self, mac: str, ok: bool, reason: str = "") -> None:
-        """Last provisioning time and result (SUCCESS, or FAILED with the reason)."""
-        if self.store.device(mac) is None:
+        """Last provisioning time and result (SUCCESS, or FAILED with the reason). A repeat
+        success within a minute is not rewritten: it is the hot path's largest write."""
+        row = self.store.device(mac)
+        if row is None:
+            return
+        now = self.ctx.now()
+        if (
+            ok
+            and row["last_result"] == "SUCCESS"
+            and row["last_provisioned"]
+            and now - row["last_provisioned"] < RECORD_EVERY
+        ):
             return
         self.store.update_device(
             mac,
             {
-                "last_provisioned": self.ctx.now(),
+                "last_provisioned": now,
                 "last_result": "SUCCESS" if ok else "FAILED",
                 "last_error": None if ok else reason,
             },
