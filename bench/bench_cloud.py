@@ -49,13 +49,14 @@ import time
 import tracemalloc
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from functools import partial
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
+from report import Report, mib
 
 from relay.app import write_secret
 from relay.cloud.controlplane import ControlPlane
@@ -188,49 +189,12 @@ class Stats:
         )
 
 
-@dataclass(slots=True)
-class Row:
-    section: str
-    metric: str
-    value: str
-    goal: str = ""
-    status: str = ""
-
-
-@dataclass(slots=True)
-class Report:
-    rows: list[Row] = field(default_factory=list)
-    facts: dict[str, Any] = field(default_factory=dict)
-
-    def add(
-        self, section: str, metric: str, value: str, goal: str = "", met: bool | None = None
-    ) -> None:
-        status = "" if met is None else ("met" if met else "MISSED")
-        self.rows.append(Row(section, metric, value, goal, status))
-        print(f"  {metric:<58} {value:>26}  {goal} {status}".rstrip(), flush=True)
-
-    def table(self) -> str:
-        headers = ("section", "metric", "value", "goal", "status")
-        cells = [headers, *((r.section, r.metric, r.value, r.goal, r.status) for r in self.rows)]
-        widths = [max(len(c[i]) for c in cells) for i in range(len(headers))]
-        lines = [
-            "| " + " | ".join(c[i].ljust(widths[i]) for i in range(len(headers))) + " |"
-            for c in cells
-        ]
-        lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-        return "\n".join(lines)
-
-
 def us(value: float) -> str:
     return f"{value:,.1f} µs" if value < 1000 else f"{value / 1000:,.2f} ms"
 
 
 def latency(stats: Stats) -> str:
     return f"p50 {us(stats.p50_us)} / p99 {us(stats.p99_us)}"
-
-
-def mib(n_bytes: float) -> str:
-    return f"{n_bytes / 2**20:,.1f} MiB"
 
 
 def rss_kib(pid: int | str = "self") -> dict[str, int]:

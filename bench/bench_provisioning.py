@@ -58,11 +58,12 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from report import Report, mib
 
 from relay.app import write_secret
 from relay.cloud.controlplane import ControlPlane
@@ -134,43 +135,6 @@ QUICK = Scale(100, 12, 4, 20, 200, 2.0, 0.5, 16, 1, 3, 4, 120.0)
 
 
 # -- report ---------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Row:
-    section: str
-    metric: str
-    value: str
-    goal: str = ""
-    status: str = ""
-
-
-@dataclass(slots=True)
-class Report:
-    rows: list[Row] = field(default_factory=list)
-    facts: dict[str, Any] = field(default_factory=dict)
-
-    def add(
-        self, section: str, metric: str, value: str, goal: str = "", met: bool | None = None
-    ) -> None:
-        status = "" if met is None else ("met" if met else "MISSED")
-        self.rows.append(Row(section, metric, value, goal, status))
-        print(f"  {metric:<58} {value:>30}  {goal} {status}".rstrip(), flush=True)
-
-    def table(self) -> str:
-        headers = ("section", "metric", "value", "goal", "status")
-        cells = [headers, *((r.section, r.metric, r.value, r.goal, r.status) for r in self.rows)]
-        widths = [max(len(c[i]) for c in cells) for i in range(len(headers))]
-        lines = [
-            "| " + " | ".join(c[i].ljust(widths[i]) for i in range(len(headers))) + " |"
-            for c in cells
-        ]
-        lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-        return "\n".join(lines)
-
-
-def mib(n_bytes: float) -> str:
-    return f"{n_bytes / 2**20:,.1f} MiB"
 
 
 def ms(us: float) -> str:

@@ -15,22 +15,13 @@ from collections.abc import Mapping
 from relay.cloud.rules.errors import RuleError
 from relay.cloud.rules.names import check_name
 from relay.proto.polycom.cfgfile import is_valid_parameter_name
-from relay.proto.polycom.master import MasterFileError, check_master_attribute
-
-MASTER_ATTRIBUTES = frozenset(
-    {
-        "APP_FILE_PATH",
-        "CONFIG_FILES",
-        "MISC_FILES",
-        "LOG_FILE_DIRECTORY",
-        "OVERRIDES_DIRECTORY",
-        "CONTACTS_DIRECTORY",
-        "LICENSE_DIRECTORY",
-        "USER_PROFILES_DIRECTORY",
-        "CALL_LISTS_DIRECTORY",
-        "COREFILE_DIRECTORY",
-    }
+from relay.proto.polycom.master import (
+    DIRECTORY_ATTRIBUTES,
+    MasterFileError,
+    check_master_attribute,
 )
+
+MASTER_ATTRIBUTES = frozenset({"APP_FILE_PATH", "CONFIG_FILES", *DIRECTORY_ATTRIBUTES})
 MASTER_PREFIX = "_mac_cfg"
 MAX_PARAMETERS = 10_000
 MAX_VALUE = 64 * 1024
