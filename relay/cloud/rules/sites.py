@@ -24,7 +24,7 @@ INTRANET = "Intranet"
 
 _FULL = 0xFFFFFFFF
 _CIDR_EXAMPLE = "write it as address/prefix-length, for example 20.1.0.0/16"
-_IP_EXAMPLE = "write it as four decimal numbers, for example 10.33.24.7"
+_IP_EXAMPLE = "write it as four decimal numbers, for example 192.0.2.7"
 
 
 def _mask(prefixlen: int) -> int:
