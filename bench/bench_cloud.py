@@ -35,8 +35,6 @@ import datetime as dt
 import hashlib
 import json
 import math
-import os
-import platform
 import random
 import re
 import resource
@@ -56,7 +54,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import aiohttp
-from report import Report, mib
+from report import Report, finish, machine, mib
 
 from relay.app import write_secret
 from relay.cloud.controlplane import ControlPlane
@@ -1004,16 +1002,6 @@ def measure_request_parts(
 # -- main ---------------------------------------------------------------------------
 
 
-def machine() -> str:
-    mem = 0
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem = int(line.split()[1])
-    system = f"{platform.platform()}, Python {platform.python_version()}"
-    return f"{os.cpu_count()} cores / {mem / 2**20:.0f} GiB, {system}"
-
-
 def parse_args(argv: Sequence[str] | None) -> tuple[Scale, argparse.Namespace]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -1105,20 +1093,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     print(f"bench_cloud {' '.join(sys.argv[1:])}\n{when}; {machine()}\n{scale}", flush=True)
     report = run(scale, args)
-    print(f"\n{report.table()}\n\ntotal run time {report.facts['total_s']:,.0f} s", flush=True)
-    if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "date": when,
-                    "machine": machine(),
-                    "scale": asdict(scale),
-                    "rows": [asdict(r) for r in report.rows],
-                    "facts": report.facts,
-                },
-                indent=2,
-            )
-        )
+    finish(report, when, scale, args.json)
     return 0
 
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import contextlib
+import json
+import os
+import platform
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -41,3 +46,33 @@ class Report:
 
 def mib(n_bytes: float) -> str:
     return f"{n_bytes / 2**20:,.1f} MiB"
+
+
+def machine() -> str:
+    """Cores, memory, OS and Python of the machine the run is on (recorded with figures)."""
+    mem = 0
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem = int(line.split()[1])
+    system = f"{platform.platform()}, Python {platform.python_version()}"
+    return f"{os.cpu_count()} cores / {mem / 2**20:.0f} GiB, {system}"
+
+
+def finish(report: Report, when: str, scale: Any, json_path: Path | None) -> None:
+    """Print the table and, when asked, write every figure as JSON beside it."""
+    print(f"\n{report.table()}\n\ntotal run time {report.facts['total_s']:,.0f} s", flush=True)
+    if json_path is not None:
+        json_path.write_text(
+            json.dumps(
+                {
+                    "date": when,
+                    "machine": machine(),
+                    "scale": asdict(scale),
+                    "rows": [asdict(r) for r in report.rows],
+                    "facts": report.facts,
+                },
+                indent=2,
+                default=str,
+            )
+        )
