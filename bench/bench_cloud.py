@@ -56,12 +56,12 @@ from typing import Any, TypeVar
 import aiohttp
 from report import Report, finish, machine, mib
 
-from relay.app import write_secret
 from relay.cloud.controlplane import ControlPlane
 from relay.cloud.rules.profiles import csv_profile_name
 from relay.cloud.rules.sites import INTERNET
 from relay.cloud.rules.standard_profiles import NEW_TENANT_GLOBAL
 from relay.proto.csv.table import write_table
+from relay.secretfile import write_secret
 
 T = TypeVar("T")
 ACTOR = "bench"

@@ -64,9 +64,9 @@ from typing import Any
 import aiohttp
 from report import Report, finish, machine, mib
 
-from relay.app import write_secret
 from relay.cloud.controlplane import ControlPlane
 from relay.cloud.rules.standard_profiles import NEW_TENANT_GLOBAL
+from relay.secretfile import write_secret
 
 HOST = "127.0.0.1"
 ACTOR = "bench"

@@ -11,7 +11,6 @@ import asyncio
 import errno
 import json
 import logging
-import os
 import secrets
 import socket
 import ssl
@@ -31,6 +30,7 @@ from relay.cloud.controlplane import CloudWorker, ControlPlane
 from relay.config import Config
 from relay.demo import run_demo
 from relay.logs import event
+from relay.secretfile import read_secret, write_secret
 
 log = logging.getLogger("relay.app")
 
@@ -40,25 +40,6 @@ LISTEN_BACKLOG = 4096
 
 class StartupError(RuntimeError):
     """A service could not start; the message says what to do."""
-
-
-def write_secret(path: Path, value: str) -> None:
-    """Write a secret file with 0600 permissions, atomically (never half-written)."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, (value + "\n").encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    tmp.replace(path)
-
-
-def read_secret(path: Path) -> str | None:
-    try:
-        return path.read_text().strip() or None
-    except FileNotFoundError:
-        return None
 
 
 @web.middleware
