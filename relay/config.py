@@ -42,6 +42,11 @@ class Config:
     trusted_proxies: tuple[str, ...] = ()
     tls_names: tuple[str, ...] = ()
     demo: int = 0
+    heartbeat_seconds: float = 120.0
+    monitor_seconds: float = 7200.0
+    phone_rest_port: int = 443
+    phone_sip_port: int = 5060
+    agent_concurrency: int = 32
 
     def port(self, default: int) -> int:
         """The port to bind: 0 (the kernel picks a free one) under --free-ports."""
@@ -65,6 +70,10 @@ def _coerce(name: str, raw: object) -> object:
             if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
                 raise TypeError(raw)
             return tuple(i.strip() for i in items if i.strip())
+        if kind == "float":
+            if isinstance(raw, bool):
+                raise TypeError
+            return float(str(raw))
         if kind == "bool":
             if isinstance(raw, bool):
                 return raw
@@ -135,9 +144,19 @@ def load_config(
         raise ConfigError(
             f"log_level must be DEBUG, INFO, WARNING or ERROR, not {config.log_level!r}"
         )
-    for name in ("api_port", "prov_port", "prov_http_port"):
+    for name in ("api_port", "prov_port", "prov_http_port", "phone_rest_port", "phone_sip_port"):
         if not 0 <= getattr(config, name) <= 65535:
             raise ConfigError(f"{name} {getattr(config, name)} is outside 0-65535")
     if not 0 <= config.demo <= 5000:
         raise ConfigError(f"demo takes 0-5000 phones, not {config.demo}")
+    # cloud.md: heartbeats every 2 minutes, Inactive after 10 without one.
+    if not 1.0 <= config.heartbeat_seconds <= 300.0:
+        raise ConfigError(
+            f"heartbeat_seconds must be 1-300 (relays turn Inactive after 600 s without one), "
+            f"not {config.heartbeat_seconds}"
+        )
+    if not 1.0 <= config.monitor_seconds <= 86400.0:
+        raise ConfigError(f"monitor_seconds must be 1-86400, not {config.monitor_seconds}")
+    if not 1 <= config.agent_concurrency <= 1000:
+        raise ConfigError(f"agent_concurrency must be 1-1000, not {config.agent_concurrency}")
     return config
