@@ -8,12 +8,12 @@ knows this relay: stop and tell the admin to register again) and `Refused`
 
 from __future__ import annotations
 
-import asyncio
 import json
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from yarl import URL
@@ -29,6 +29,8 @@ from relay.sync.messages import (
     SyncError,
     Watchlist,
 )
+
+M = TypeVar("M")
 
 MAX_ANSWER = 16 * 1024 * 1024
 REQUEST_TIMEOUT = 30.0
@@ -123,18 +125,20 @@ async def register(
     url = api_base(cloud) / "agent" / "register"
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT)
     try:
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            async with session.post(url, json=registration.to_wire(), ssl=tls) as response:
-                value = await _answer(response)
-                if response.status == 429:
-                    retry = float(response.headers.get("Retry-After", "60") or 60)
-                    raise Refused(_message(value, "too many wrong PINs"), retry)
-                if response.status in (400, 401, 403, 404, 409, 422):
-                    raise Refused(_message(value, f"registration refused ({response.status})"))
-                if response.status != 201:
-                    raise LinkDown(f"registration failed: HTTP {response.status}")
-                credential = Credential.from_wire(value)
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.post(url, json=registration.to_wire(), ssl=tls or True) as response,
+        ):
+            value = await _answer(response)
+            if response.status == 429:
+                retry = float(response.headers.get("Retry-After", "60") or 60)
+                raise Refused(_message(value, "too many wrong PINs"), retry)
+            if response.status in (400, 401, 403, 404, 409, 422):
+                raise Refused(_message(value, f"registration refused ({response.status})"))
+            if response.status != 201:
+                raise LinkDown(f"registration failed: HTTP {response.status}")
+            credential = Credential.from_wire(value)
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
         raise LinkDown(f"cannot reach the cloud at {url.origin()}: {exc!s}") from exc
     except SyncError as exc:
         raise LinkDown(f"the cloud's registration answer is malformed: {exc}") from exc
@@ -163,7 +167,7 @@ class CloudClient:
         *,
         body: object = None,
         query: dict[str, str] | None = None,
-        timeout: float = REQUEST_TIMEOUT,
+        seconds: float = REQUEST_TIMEOUT,
     ) -> Any:
         url = self._base / name
         try:
@@ -172,8 +176,8 @@ class CloudClient:
                 url,
                 json=body,
                 params=query,
-                ssl=self._tls,
-                timeout=aiohttp.ClientTimeout(total=timeout),
+                ssl=self._tls or True,
+                timeout=aiohttp.ClientTimeout(total=seconds),
             ) as response:
                 value = await _answer(response)
                 if response.status == 401:
@@ -181,16 +185,17 @@ class CloudClient:
                 if response.status >= 300:
                     raise LinkDown(f"{name}: HTTP {response.status}: {_message(value, '')}")
                 return value
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise LinkDown(f"{name}: cannot reach the cloud: {exc!s}") from exc
 
     async def heartbeat(self, beat: Heartbeat) -> LinkSettings:
-        return self._parse(LinkSettings, await self._call("POST", "heartbeat", body=beat.to_wire()))
+        value = await self._call("POST", "heartbeat", body=beat.to_wire())
+        return self._parse(LinkSettings.from_wire, value)
 
     async def jobs(self, after: int, wait: float) -> JobBatch:
         query = {"after": str(after), "wait": str(int(wait))}
-        value = await self._call("GET", "jobs", query=query, timeout=wait + REQUEST_TIMEOUT)
-        return self._parse(JobBatch, value)
+        value = await self._call("GET", "jobs", query=query, seconds=wait + REQUEST_TIMEOUT)
+        return self._parse(JobBatch.from_wire, value)
 
     async def send_reports(self, batch: ReportBatch) -> int:
         value = await self._call("POST", "reports", body=batch.to_wire())
@@ -200,12 +205,12 @@ class CloudClient:
         return acked
 
     async def watchlist(self) -> Watchlist:
-        return self._parse(Watchlist, await self._call("GET", "devices"))
+        return self._parse(Watchlist.from_wire, await self._call("GET", "devices"))
 
     @staticmethod
-    def _parse(kind: Any, value: Any) -> Any:
+    def _parse(kind: Callable[[object], M], value: object) -> M:
         try:
-            return kind.from_wire(value)
+            return kind(value)
         except SyncError as exc:
             raise LinkDown(f"the cloud's answer is malformed: {exc}") from exc
 
