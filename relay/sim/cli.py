@@ -2,7 +2,11 @@
 
 relay sim --phones 200 --server URL [--server URL2 ...] --user U --password P
           [--cacert CA] [--json] [--seed S] [--concurrency C] [--timeout T]
+          [--rest-port PORT] [--sip-port PORT] [--hold SECONDS]
 
+With --rest-port / --sip-port every phone serves its REST API (HTTPS) and
+listens for check-sync NOTIFY (UDP) on its own loopback address after booting,
+and the command keeps them running until interrupted (or for --hold seconds).
 Exit status 0 only when every phone was provisioned.
 """
 
@@ -10,10 +14,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,12 +63,37 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--first-ip", default=FIRST_IP, help=f"first loopback source address (default {FIRST_IP})"
     )
+    parser.add_argument(
+        "--rest-port",
+        type=_port,
+        help="serve each phone's REST API over HTTPS on this port of its own address",
+    )
+    parser.add_argument(
+        "--sip-port",
+        type=_port,
+        help="listen for SIP NOTIFY check-sync on this UDP port of each phone's address",
+    )
+    parser.add_argument(
+        "--hold",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="with --rest-port/--sip-port: keep serving this long after booting "
+        "(default: until interrupted)",
+    )
 
 
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"{value} is not a port number (1-65535)")
     return value
 
 
@@ -82,27 +112,61 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             first_ip=args.first_ip,
             concurrency=args.concurrency,
+            rest_port=args.rest_port,
+            sip_port=args.sip_port,
         )
     except ValueError as exc:
         print(f"relay sim: {exc}", file=sys.stderr)
         return 2
-    summary = asyncio.run(_boot(fleet, args.timeout, progress=not args.json))
-    if args.json:
-        print(json.dumps(summary, sort_keys=True), flush=True)
-    else:
-        _print_summary(summary)
+    serving = args.rest_port is not None or args.sip_port is not None
+    summaries: list[dict[str, Any]] = []
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_boot(fleet, args, summaries.append, serve=serving))
+    if not summaries:
+        return 1
+    summary = summaries[0]
     return 0 if summary["failed"] == 0 and summary["provisioned"] == summary["phones"] else 1
 
 
-async def _boot(fleet: Fleet, seconds: float, *, progress: bool) -> dict[str, Any]:
+async def _boot(
+    fleet: Fleet,
+    args: argparse.Namespace,
+    report: Callable[[dict[str, Any]], None],
+    *,
+    serve: bool,
+) -> None:
+    """Boot, print the summary, then, when serving, keep the phones up for --hold seconds."""
     async with fleet:
-        ticker = asyncio.create_task(_progress(fleet)) if progress else None
+        ticker = asyncio.create_task(_progress(fleet)) if not args.json else None
         try:
-            return await fleet.boot_all(timeout=seconds)
+            summary = await fleet.boot_all(timeout=args.timeout)
         finally:
             if ticker is not None:
                 ticker.cancel()
                 await asyncio.gather(ticker, return_exceptions=True)
+        report(summary)
+        if args.json:
+            print(json.dumps(summary, sort_keys=True), flush=True)
+        else:
+            _print_summary(summary)
+        if not serve:
+            return
+        if not args.json:
+            print(_serving_line(fleet, args), flush=True)
+        if args.hold is None:
+            await asyncio.Event().wait()
+        else:
+            await asyncio.sleep(args.hold)
+
+
+def _serving_line(fleet: Fleet, args: argparse.Namespace) -> str:
+    first, last = fleet.phones[0].spec.source_ip, fleet.phones[-1].spec.source_ip
+    parts = []
+    if args.rest_port is not None:
+        parts.append(f"REST on https://<address>:{args.rest_port}/api/v1/")
+    if args.sip_port is not None:
+        parts.append(f"SIP on udp <address>:{args.sip_port}")
+    return f"serving {' and '.join(parts)} for addresses {first} to {last}; Ctrl-C to stop"
 
 
 async def _progress(fleet: Fleet) -> None:

@@ -46,8 +46,14 @@ def make_specs(
     cacert: str | None = None,
     seed: int = 0,
     first_ip: str = FIRST_IP,
+    rest_port: int | None = None,
+    sip_port: int | None = None,
 ) -> list[PhoneSpec]:
-    """`count` phones drawn from `seed`: the same seed always gives the same fleet."""
+    """`count` phones drawn from `seed`: the same seed always gives the same fleet.
+
+    Every phone serves REST on `rest_port` and SIP on `sip_port` of its own
+    address, so one port number reaches the whole fleet.
+    """
     rng = random.Random(seed)
     models = sorted(PART_NUMBERS)
     macs: set[str] = set()
@@ -67,6 +73,8 @@ def make_specs(
                 user=user,
                 password=password,
                 cacert=cacert,
+                rest_port=rest_port,
+                sip_port=sip_port,
             )
         )
     return specs
@@ -107,6 +115,8 @@ class Fleet:
         concurrency: int = DEFAULT_CONCURRENCY,
         time_scale: float = 1.0,
         clock: Clock | None = None,
+        rest_port: int | None = None,
+        sip_port: int | None = None,
     ) -> Fleet:
         """A fleet of `count` phones drawn from `seed` (see make_specs)."""
         specs = make_specs(
@@ -117,6 +127,8 @@ class Fleet:
             cacert=cacert,
             seed=seed,
             first_ip=first_ip,
+            rest_port=rest_port,
+            sip_port=sip_port,
         )
         return cls(specs, concurrency=concurrency, time_scale=time_scale, clock=clock, seed=seed)
 
@@ -180,7 +192,7 @@ class Fleet:
         }
 
     async def aclose(self) -> None:
-        """Stop polling and close every phone's HTTP session."""
+        """Stop every phone: polling, reboots, listeners and HTTP sessions."""
         await asyncio.gather(*(phone.aclose() for phone in self.phones))
 
     async def __aenter__(self) -> Fleet:

@@ -20,6 +20,12 @@ Decisions where phones.md leaves room:
   CONFIG_FILES (first file wins), then license files;
 - the boot log goes to the LOG_FILE_DIRECTORY of the last master file read,
   since the Updater writes it before it has read this boot's master file.
+
+After a boot the phone serves its REST API over HTTPS (`rest_port`,
+relay.sim.rest) and listens for check-sync NOTIFY over UDP (`sip_port`,
+relay.sim.sip) on its own address; a reboot asked for by either takes both
+away for `reboot_seconds` of the phone's clock, then boots again. Port 0
+picks a free port at the first boot and keeps it across reboots.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ import ipaddress
 import random
 import re
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -53,7 +59,12 @@ from relay.proto.polycom.models import PART_NUMBERS, ModelError, firmware_file_n
 from relay.proto.polycom.useragent import format_user_agent
 from relay.sim.clock import Clock, ScaledClock
 from relay.sim.firmware import HEADER_PROBE_BYTES, FirmwareError, read_header, verify_image
+from relay.sim.httpauth import auth_scheme_for
 from relay.sim.identity import user_agent_identity, uses_system_cfg
+from relay.sim.layers import ALWAYS_REBOOT, Settings
+from relay.sim.rest import PhoneWebServer
+from relay.sim.restate import Call, DeviceFacts, Line, RestRecord, RestState
+from relay.sim.sip import SipListener
 
 STATES = ("idle", "booting", "provisioned", "failed")
 MAX_REBOOTS = 3
@@ -86,6 +97,10 @@ class PhoneSpec:
     (`https://user:pass@host/path`), which then replace `user`/`password`.
     `part_number` defaults to the model's (relay.proto.polycom.models).
     `local_overrides` are settings made on the handset, uploaded as `<mac>-phone.cfg`.
+    `rest_port` / `sip_port`: where the phone serves its REST API (HTTPS) and
+    listens for check-sync NOTIFY (UDP) on `source_ip`; None for neither.
+    Times are seconds of the phone's clock: `rest_processing` per REST request,
+    `reboot_seconds` offline during a reboot, `busy_after_boot` answering 4001.
     """
 
     mac: str
@@ -99,6 +114,11 @@ class PhoneSpec:
     cacert: str | None = None
     local_overrides: Mapping[str, str] = field(default_factory=dict)
     request_timeout: float = 30.0
+    rest_port: int | None = None
+    sip_port: int | None = None
+    rest_processing: float = 0.02
+    reboot_seconds: float = 10.0
+    busy_after_boot: float = 1.0
 
     def __post_init__(self) -> None:
         mac = self.mac.lower().replace(":", "").replace("-", "")
@@ -119,6 +139,13 @@ class PhoneSpec:
                 raise ValueError(f"model {self.model!r} has no known part number; give one")
             object.__setattr__(self, "part_number", PART_NUMBERS[self.model])
         object.__setattr__(self, "local_overrides", MappingProxyType(dict(self.local_overrides)))
+        for name in ("rest_port", "sip_port"):
+            port = getattr(self, name)
+            if port is not None and not 0 <= port < 65536:
+                raise ValueError(f"{name} {port} is outside 0..65535")
+        for name in ("rest_processing", "reboot_seconds", "busy_after_boot"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must not be negative")
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,8 +256,21 @@ class SimPhone:
         self._bytes_up = 0
         self._errors: list[str] = []
         self._requests: list[Request] = []
-        self._parameters: dict[str, str] = {}
         self._missing: list[str] = []
+        self.settings = Settings(spec.local_overrides)
+        self._rest = RestState(self.settings)
+        self._rest_records: list[RestRecord] = []
+        self._web: PhoneWebServer | None = None
+        self._sip: SipListener | None = None
+        self._rest_port = spec.rest_port
+        self._sip_port = spec.sip_port
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._online = False
+        self._rebooting = False
+        self._powered_on_at: float | None = None
+        self._restart_reason = "power on"
+        self._restarts = 0
+        self._check_syncs = 0
 
     @property
     def mac(self) -> str:
@@ -246,8 +286,82 @@ class SimPhone:
 
     @property
     def parameters(self) -> Mapping[str, str]:
-        """The effective parameters of the last conversation."""
+        """The effective parameters: every settings layer merged (relay.sim.layers)."""
         return MappingProxyType(self._parameters)
+
+    @property
+    def _parameters(self) -> dict[str, str]:
+        return self.settings.effective()
+
+    @property
+    def rest_auth_scheme(self) -> str | None:
+        """ "basic" or "digest" by model; None for models without the REST API."""
+        return auth_scheme_for(self.spec.model)
+
+    @property
+    def rest_address(self) -> tuple[str, int] | None:
+        """Where the REST API is (port known once bound), or None when the phone has none."""
+        if self._rest_port is None or self.rest_auth_scheme is None:
+            return None
+        return self.spec.source_ip, self._rest_port
+
+    @property
+    def sip_address(self) -> tuple[str, int] | None:
+        return None if self._sip_port is None else (self.spec.source_ip, self._sip_port)
+
+    @property
+    def online(self) -> bool:
+        """Booted and answering; False while rebooting and after aclose()."""
+        return self._online
+
+    @property
+    def uptime(self) -> float:
+        """Seconds of the phone's clock since it last powered on (0 when off)."""
+        if not self._online or self._powered_on_at is None:
+            return 0.0
+        return max(0.0, self._clock.time() - self._powered_on_at)
+
+    @property
+    def last_restart(self) -> float | None:
+        """When (phone clock, epoch seconds) the phone last powered on."""
+        return self._powered_on_at
+
+    @property
+    def last_restart_reason(self) -> str:
+        return self._restart_reason
+
+    @property
+    def restarts(self) -> int:
+        """Reboots asked for over REST or SIP (firmware reboots are in report().reboots)."""
+        return self._restarts
+
+    @property
+    def check_syncs(self) -> int:
+        """check-syncs received: SIP NOTIFY check-sync and REST updateConfiguration."""
+        return self._check_syncs
+
+    @property
+    def calls(self) -> tuple[Call, ...]:
+        return tuple(self._rest.calls.values())
+
+    @property
+    def lines(self) -> tuple[Line, ...]:
+        return tuple(self._rest.lines())
+
+    @property
+    def rest_requests(self) -> tuple[RestRecord, ...]:
+        return tuple(self._rest_records)
+
+    def set_busy(self, seconds: float) -> None:
+        """Answer Status 4001 for the next `seconds` of the phone's clock."""
+        self._rest.busy_until = self._clock.time() + seconds
+
+    def fail_line(self, number: int, failing: bool = True) -> None:
+        """Make line `number` fail to register (or register again)."""
+        if failing:
+            self._rest.failing_lines.add(number)
+        else:
+            self._rest.failing_lines.discard(number)
 
     def report(self) -> PhoneReport:
         return PhoneReport(
@@ -277,17 +391,22 @@ class SimPhone:
         Firmware and effective parameters survive from the previous boot, as in flash.
         """
         await self._stop_polling()
+        await self._stop_listeners()
         async with self._lock:
             self._reset()
             self._state = "booting"
+            self._powered_on_at = self._clock.time()
             started = self._clock.monotonic()
             try:
                 await self._boot_conversation()
             except _Abort as abort:
                 self._errors.append(str(abort))
+            await self._start_listeners()
             self._state = "failed" if self._errors else "provisioned"
             if self._state == "provisioned":
                 self._boot_seconds = self._clock.monotonic() - started
+            self._rest.busy_until = self._clock.time() + self.spec.busy_after_boot
+            self._online = True
         self._schedule_polling()
         return self.report()
 
@@ -335,8 +454,14 @@ class SimPhone:
         return float(period if period >= MIN_POLL_PERIOD else DEFAULT_POLL_PERIOD)
 
     async def aclose(self) -> None:
-        """Stop polling and close the HTTP session."""
+        """Stop reboots, re-provisioning and polling; close the listeners and the HTTP session."""
+        tasks, self._tasks = self._tasks, set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self._stop_polling()
+        await self._stop_listeners()
+        self._online = False
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -446,12 +571,10 @@ class SimPhone:
         self._log_directory = directories.get("LOG_FILE_DIRECTORY", "")
         self._missing = []
         provisioned = await self._read_config_files(master)
-        overrides, licenses = await self._read_optional_files(directories)
-        effective: dict[str, str] = dict(self.spec.local_overrides)
-        for layer in (overrides, provisioned, licenses):
-            for key, value in layer.items():
-                effective.setdefault(key, value)
-        self._parameters = effective
+        phone_file, web_file, licenses = await self._read_optional_files(directories)
+        for key, value in licenses.items():
+            provisioned.setdefault(key, value)
+        self.settings.provisioned(config_files=provisioned, phone_file=phone_file, web=web_file)
         await self._write_app_log()
 
     async def _read_config_files(self, master: MasterFile) -> dict[str, str]:
@@ -470,18 +593,19 @@ class SimPhone:
 
     async def _read_optional_files(
         self, directories: Mapping[str, str]
-    ) -> tuple[dict[str, str], dict[str, str]]:
+    ) -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
         """The per-phone and shared files of phones.md section 2; 404 is normal for each.
 
-        Returns the override parameters and the license parameters; call lists
-        and directories are fetched but hold no parameters.
+        Returns the handset override file's, the web override file's and the
+        license parameters; call lists and directories hold no parameters.
         """
-        overrides: dict[str, str] = {}
+        phone_file: dict[str, str] = {}
+        web_file: dict[str, str] = {}
         licenses: dict[str, str] = {}
         mac = self.spec.mac
         optional: list[tuple[str, str, dict[str, str] | None]] = [
-            ("OVERRIDES_DIRECTORY", self._override_file, overrides),
-            ("OVERRIDES_DIRECTORY", f"{mac}-web.cfg", overrides),
+            ("OVERRIDES_DIRECTORY", self._override_file, phone_file),
+            ("OVERRIDES_DIRECTORY", f"{mac}-web.cfg", web_file),
             ("LICENSE_DIRECTORY", "000000000000-license.cfg", licenses),
             ("LICENSE_DIRECTORY", f"{mac}-license.cfg", licenses),
             ("CALL_LISTS_DIRECTORY", f"{mac}-calls.xml", None),
@@ -497,7 +621,7 @@ class SimPhone:
                 self._errors.append(f"GET {_shown(name)}: HTTP {reply.status}")
             elif into is not None:
                 self._merge(name, reply.body, into)
-        return overrides, licenses
+        return phone_file, web_file, licenses
 
     async def _write_app_log(self) -> None:
         """HEAD then PUT, as the VVX 500 capture shows; appending is the server's business."""
@@ -532,11 +656,11 @@ class SimPhone:
 
     async def _upload_local_overrides(self) -> None:
         """Handset settings go back to the server as the override file (phones.md section 2)."""
-        if not self.spec.local_overrides:
+        if not self.settings.handset:
             return
         name = self._override_file
         await self._upload(
-            self._in_dir(self._overrides_directory, name), render_config(self.spec.local_overrides)
+            self._in_dir(self._overrides_directory, name), render_config(self.settings.handset)
         )
 
     async def _fetch_master(self, stage: str) -> MasterFile:
@@ -633,7 +757,7 @@ class SimPhone:
         headers: Mapping[str, str] | None,
         limit: int | None,
     ) -> _Reply:
-        serial = self.spec.mac if self._parameters.get("device.prov.tagSerialNo") == "1" else None
+        serial = self.spec.mac if self.settings.value("device.prov.tagSerialNo") == "1" else None
         all_headers = {
             "User-Agent": format_user_agent(
                 self._identity.family, self._identity.model_token, self._firmware, stage, serial
@@ -698,6 +822,108 @@ class SimPhone:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    async def _start_listeners(self) -> None:
+        """REST (for models that have it) and SIP on the phone's own address.
+
+        A port that cannot be bound is an error of this boot, like any other.
+        """
+        ip = self.spec.source_ip
+        scheme = self.rest_auth_scheme
+        if self._rest_port is not None and scheme is not None:
+            server = PhoneWebServer(
+                self._rest,
+                scheme=scheme,
+                clock=self._clock,
+                processing=self.spec.rest_processing,
+                facts=self._facts,
+                on_action=self._on_rest_action,
+                on_record=self._rest_records.append,
+            )
+            try:
+                self._rest_port = await server.start(ip, self._rest_port)
+                self._web = server
+            except OSError as exc:
+                self._errors.append(f"cannot serve REST on {ip}:{self._rest_port}: {exc}")
+        if self._sip_port is not None:
+            listener = SipListener(self._on_check_sync)
+            try:
+                self._sip_port = await listener.start(ip, self._sip_port)
+                self._sip = listener
+            except OSError as exc:
+                self._errors.append(f"cannot listen for SIP on {ip}:{self._sip_port}: {exc}")
+
+    async def _stop_listeners(self) -> None:
+        """Offline: REST connections are refused and NOTIFYs go unanswered."""
+        self._online = False
+        server, self._web = self._web, None
+        listener, self._sip = self._sip, None
+        if server is not None:
+            await server.close()
+        if listener is not None:
+            await listener.close()
+
+    def _facts(self) -> DeviceFacts:
+        return DeviceFacts(
+            model=self.spec.model,
+            mac=self.spec.mac,
+            part_number=self.spec.part_number,
+            firmware=self._firmware,
+            ip=self.spec.source_ip,
+            provisioning_state=self._state,
+            powered_on_at=self._powered_on_at or 0.0,
+            last_restart_reason=self._restart_reason,
+        )
+
+    def _on_rest_action(self, action: str) -> None:
+        """Carry out what a REST request asked for, after its answer went out."""
+        if action == "update_configuration":
+            self._check_syncs += 1
+            self._spawn(self._reprovision(), "reprovision")
+        elif action == "factory_reset":
+            self._spawn(self._reboot("factory reset", safe=False), "reboot")
+        else:
+            self._spawn(self._reboot(f"REST {action}", safe=True), "reboot")
+
+    def _on_check_sync(self, reboot: bool) -> None:
+        """A check-sync NOTIFY was accepted (phones.md section 4)."""
+        self._check_syncs += 1
+        if reboot or self.settings.enabled(ALWAYS_REBOOT):
+            self._spawn(self._reboot("check-sync", safe=True), "reboot")
+        else:
+            self._spawn(self._reprovision(), "reprovision")
+
+    async def _reprovision(self) -> None:
+        if not self._rebooting:
+            await self.poll_now()
+
+    async def _reboot(self, reason: str, *, safe: bool) -> None:
+        """Offline for `reboot_seconds`, then a full boot; a safe one waits for calls to end."""
+        if self._rebooting:
+            return
+        self._rebooting = True
+        try:
+            while safe and self._rest.calls:
+                await self._clock.sleep(1.0)
+            await self._stop_polling()
+            await self._stop_listeners()
+            self._rest.calls.clear()
+            await self._clock.sleep(self.spec.reboot_seconds)
+            self._restarts += 1
+            self._restart_reason = reason
+            await self.boot()
+        finally:
+            self._rebooting = False
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None], what: str) -> None:
+        task = asyncio.create_task(coroutine, name=f"{what}-{self.mac}")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._errors.append(f"simulator error: {task.exception()!r}")
 
 
 async def _read_at_most(response: aiohttp.ClientResponse, limit: int) -> bytes:
