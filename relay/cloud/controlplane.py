@@ -20,10 +20,14 @@ from relay.cloud.devices import Devices
 from relay.cloud.files import Files
 from relay.cloud.groups import Groups
 from relay.cloud.images import Images
+from relay.cloud.monitor import Monitor
 from relay.cloud.profiles import Profiles
 from relay.cloud.provisioning import Provisioning
+from relay.cloud.relays import Relays
+from relay.cloud.rules.relays import DEFAULT_LINK, LinkPolicy
 from relay.cloud.sites import Sites
 from relay.cloud.store.store import Store
+from relay.cloud.tasks import Tasks
 from relay.cloud.tenancy import Tenancy
 
 P = ParamSpec("P")
@@ -31,7 +35,13 @@ T = TypeVar("T")
 
 
 class ControlPlane:
-    def __init__(self, data_dir: Path, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        clock: Callable[[], float] = time.time,
+        *,
+        link: LinkPolicy = DEFAULT_LINK,
+    ) -> None:
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.ctx = Context(Store(data_dir / "cloud.db"), ActivityLog(data_dir / "activity"), clock)
         self.store = self.ctx.store
@@ -47,12 +57,16 @@ class ControlPlane:
         self.provisioning = Provisioning(
             self.ctx, self.tenancy, self.devices, self.deployment, self.files
         )
+        self.relays = Relays(self.ctx, self.tenancy, link)
+        self.monitor = Monitor(self.ctx, self.tenancy, self.relays, link)
+        self.tasks = Tasks(self.ctx, self.tenancy, self.relays.places, data_dir / "tasks")
 
     def bootstrap(self) -> str | None:
         """Make a new tenant usable; returns the first admin token if it was just created."""
         _, token = self.tenancy.ensure_tenant()
         self.sites.ensure_defaults()
         self.profiles.install_standard()
+        self.relays.ensure_pin()
         return token
 
     def close(self) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from relay.cloud.context import Context, conflict, not_found
 from relay.cloud.groups import Groups, name_list
 from relay.cloud.imports import ImportReport, read_csv
+from relay.cloud.monitor import status_detail
 from relay.cloud.rules.devices_csv import (
     MAX_DEVICE_CSV_BYTES,
     MAX_DEVICE_ROWS,
@@ -23,6 +24,7 @@ from relay.cloud.rules.devices_csv import (
     parse_device_rows,
 )
 from relay.cloud.rules.errors import RuleError
+from relay.cloud.rules.monitor import is_online
 from relay.cloud.rules.names import (
     check_endpoint_type,
     check_name,
@@ -36,9 +38,6 @@ from relay.cloud.store.store import DeviceListQuery
 from relay.proto.csv.table import SEPARATORS, CsvError
 
 MAX_DESCRIPTION = 512
-# Any message from a device sets it online (cloud.md "Device monitor"); a phone that has
-# not been heard from for a day's poll plus the polling window is shown offline.
-ONLINE_SECONDS = 26 * 3600
 CONTACT_EVERY = 60.0
 EDITABLE = ("name", "description", "private_ip", "public_ip", "model", "type")
 
@@ -97,7 +96,12 @@ class Devices:
             "source": row["source"],
             "created": row["created"],
             "last_seen": row["last_seen"],
-            "online": bool(row["last_seen"] and self.ctx.now() - row["last_seen"] < ONLINE_SECONDS),
+            "online": is_online(
+                self.ctx.now(),
+                row["last_seen"],
+                row.get("status_checked"),
+                row.get("status_online"),
+            ),
             "last_provisioned": row["last_provisioned"],
             "last_result": row["last_result"],
             "last_error": row["last_error"],
@@ -114,15 +118,20 @@ class Devices:
         return row
 
     def get(self, device_id: str) -> dict[str, Any]:
+        """The device with its monitor status (cloud.md "Device monitor", "Details")."""
         row = self._row(device_id)
+        status = self.store.device_status(row["id"])
+        if status is not None:
+            row = {**row, "status_checked": status["checked"], "status_online": status["online"]}
         out = self._out(row, self.store.device_groups(row["id"]))
+        out.update(status_detail(status))
         csv_profile = csv_profile_name(row["id"])
         out["csv_profile"] = csv_profile if self.store.profile(csv_profile) else None
         out["profiles"] = self.store.binding("device", row["id"])
         return out
 
     def listing(self, query: DeviceListQuery) -> dict[str, Any]:
-        total, rows = self.store.list_devices(query)
+        total, rows = self.store.list_devices(query, self.ctx.now())
         return {
             "total": total,
             "offset": query.offset,

@@ -12,9 +12,13 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from relay.app import run
+from relay.cloud.api.routes import build_app
+from relay.cloud.controlplane import CloudWorker, ControlPlane
 from relay.config import Config
+from relay.sync.messages import Credential
 
 
 @dataclass
@@ -44,8 +48,11 @@ class Api:
         content_type: str | None = None,
         token: str | None = None,
         params: dict[str, str] | None = None,
+        auth: str | None = None,
     ) -> Reply:
-        headers = {"Authorization": f"Bearer {token if token is not None else self.token}"}
+        """`auth` replaces the whole Authorization header (a relay's `Relay id:secret`)."""
+        bearer = f"Bearer {token if token is not None else self.token}"
+        headers = {"Authorization": auth if auth is not None else bearer}
         if content_type:
             headers["Content-Type"] = content_type
         payload: bytes | str | None = data
@@ -81,7 +88,7 @@ class Api:
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[Api]:
     """`relay up` in-process, on free loopback ports, with a fresh data directory."""
-    config = Config(data_dir=tmp_path / "data", free_ports=True)
+    config = Config(data_dir=tmp_path / "data", free_ports=True, agent=False)
     ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
     stop = asyncio.Event()
 
@@ -96,6 +103,74 @@ async def api(tmp_path: Path) -> AsyncIterator[Api]:
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
+
+
+class Clock:
+    """A settable clock for the control plane (time-dependent rules: PIN, link status)."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def clocked_api(tmp_path: Path, clock: Clock) -> AsyncIterator[Api]:
+    """The API app over a control plane that runs on `clock`, on a loopback port."""
+    plane = ControlPlane(tmp_path / "cloud", clock=clock)
+    token = plane.bootstrap()
+    assert token is not None
+    worker = CloudWorker(plane)
+    runner = web.AppRunner(
+        build_app(worker, 20 * 1024 * 1024), access_log=None, handle_signals=False
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        async with aiohttp.ClientSession() as session:
+            yield Api(f"http://127.0.0.1:{port}/api/v1", token, session, tmp_path)
+    finally:
+        await runner.cleanup()
+        worker.close()
+
+
+async def registration(api: Api, name: str = "relay-1", **extra: Any) -> dict[str, Any]:
+    """A valid registration body: the tenant ID and current PIN as the console shows them."""
+    tenant = (await api.get("/tenant")).body["id"]
+    pin = (await api.get("/tenant/pin")).body["pin"]
+    return {"tenant": tenant, "pin": pin, "name": name, "version": "1.0", **extra}
+
+
+async def register_relay(api: Api, name: str = "relay-1") -> Credential:
+    reply = await api.post("/agent/register", await registration(api, name))
+    assert reply.status == 201, reply.text
+    return Credential.from_wire(reply.body)
+
+
+def relay_auth(credential: Credential) -> str:
+    return f"Relay {credential.relay_id}:{credential.secret}"
+
+
+def heartbeat_body(
+    *addresses: str, download_agent: str = "absent", version: str = "1.0"
+) -> dict[str, Any]:
+    return {
+        "version": version,
+        "addresses": list(addresses),
+        "uptime": 12.0,
+        "download_agent": download_agent,
+    }
 
 
 CSV = "text/csv"

@@ -1,7 +1,10 @@
-"""Bearer-token authentication and the read-only role.
+"""Bearer-token authentication and the read-only role; relay credentials on the
+agent routes (docs/agent-link.md "Authentication").
 
-Every failure is written to the audit trail (the activity log and a
-structured log line) with the source address; the token itself never is.
+Admin tokens work only on admin routes and relay credentials only on agent
+routes, so a leaked relay secret cannot administer the tenant. Every failure
+is written to the audit trail (the activity log and a structured log line)
+with the source address; the token itself never is.
 """
 
 from __future__ import annotations
@@ -21,6 +24,10 @@ WORKER = web.AppKey("worker", CloudWorker)
 PUBLIC_PATHS = frozenset({"/api/v1/health", "/api/v1/openapi.json"})
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 PRINCIPAL_KEY = web.RequestKey("principal", Principal)
+RELAY_KEY = web.RequestKey("relay", str)
+AGENT_PREFIX = "/api/v1/agent/"
+# Registration is authenticated by the tenant ID and the PIN in its body.
+AGENT_PUBLIC_PATHS = frozenset({"/api/v1/agent/register"})
 
 
 async def _audit_failure(request: web.Request, reason: str) -> None:
@@ -32,10 +39,36 @@ async def _audit_failure(request: web.Request, reason: str) -> None:
     )
 
 
+async def _relay_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path in AGENT_PUBLIC_PATHS:
+        return await handler(request)
+    scheme, _, credential = request.headers.get("Authorization", "").partition(" ")
+    relay_id, _, secret = credential.strip().partition(":")
+    if scheme.lower() != "relay" or not relay_id or not secret:
+        await _audit_failure(request, "missing relay credential")
+        raise ApiError(
+            401,
+            "unauthorized",
+            "agent routes take 'Authorization: Relay <relay_id>:<secret>' from registration",
+        )
+    worker = request.app[WORKER]
+    if not await worker.call(worker.plane.relays.authenticate, relay_id, secret):
+        await _audit_failure(request, "unknown relay or wrong secret")
+        raise ApiError(
+            401,
+            "unauthorized",
+            "the relay is unknown or its registration was revoked; run relay agent register",
+        )
+    request[RELAY_KEY] = relay_id
+    return await handler(request)
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.path in PUBLIC_PATHS:
         return await handler(request)
+    if request.path.startswith(AGENT_PREFIX):
+        return await _relay_auth(request, handler)
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -55,6 +88,11 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         raise ApiError(403, "read_only", "this token is read-only; use an admin token to change")
     request[PRINCIPAL_KEY] = principal
     return await handler(request)
+
+
+def relay_of(request: web.Request) -> str:
+    """The authenticated relay of an agent route."""
+    return request[RELAY_KEY]
 
 
 def principal_of(request: web.Request) -> Principal:

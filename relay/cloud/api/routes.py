@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from relay.cloud.api import agents, relays, tasks
 from relay.cloud.api.auth import WORKER, actor, auth_middleware, principal_of
 from relay.cloud.api.errors import ApiError, error_middleware
 from relay.cloud.api.openapi import (
@@ -34,6 +35,7 @@ from relay.cloud.controlplane import CloudWorker, ControlPlane
 from relay.cloud.images import MAX_IMAGE
 from relay.cloud.rules.files import MAX_RESOURCE_BYTES
 from relay.cloud.store.store import DeviceListQuery
+from relay.cloud.tasks import CONFIG_FIELDS
 from relay.proto.csv.table import SEPARATORS
 
 API = "/api/v1"
@@ -43,6 +45,9 @@ NOTES = {
     "every write (403). The first admin token is written to `<data-dir>/admin-token`.",
     "errors": 'Errors are `{"error": {"code", "message", "field"}}` with status 400, 401, 403, '
     "404, 409, 413 or 422.",
+    "agents": "Relay agents use `/api/v1/agent/*` with `Authorization: Relay <relay_id>:<secret>` "
+    "from `POST /api/v1/agent/register` (tenant ID and PIN); admin tokens are refused there, "
+    "and relay credentials everywhere else.",
     "imports": "CSV imports apply every good row and report every bad one (as PDMS-E does): "
     "each row is applied all-or-nothing, so a rejected row changes nothing. A whole-file "
     "problem (headers, mixed separators in the header, too many rows, too large) applies "
@@ -111,7 +116,7 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return _ok(build_document(ROUTES, NOTES))
+    return _ok(build_document(served_routes(), NOTES))
 
 
 async def get_tenant(request: web.Request) -> web.Response:
@@ -254,15 +259,16 @@ async def change_group_devices(request: web.Request) -> web.Response:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ApiError(422, "invalid_type", f"{key} must be a list of device ids", key)
     name = request.match_info["name"]
-    return _ok(
-        await _worker(request).call(
-            _plane(request).groups.change_members,
-            name,
-            [v.lower() for v in add],
-            [v.lower() for v in remove],
-            actor(request),
+    plane, who = _plane(request), actor(request)
+
+    def change() -> tuple[dict[str, Any], list[str]]:
+        before = set(plane.store.group_members(name))
+        out = plane.groups.change_members(
+            name, [v.lower() for v in add], [v.lower() for v in remove], who
         )
-    )
+        return out, sorted(before.symmetric_difference(out["devices"]))
+
+    return await tasks.with_offer(request, change)
 
 
 async def get_default_groups(request: web.Request) -> web.Response:
@@ -279,6 +285,13 @@ async def put_default_groups(request: web.Request) -> web.Response:
 # -- devices -----------------------------------------------------------------
 
 
+def _status_query(request: web.Request) -> str | None:
+    status = request.query.get("status")
+    if status not in (None, "online", "offline"):
+        raise ApiError(400, "invalid_query", "status must be online or offline", "status")
+    return status
+
+
 async def list_devices(request: web.Request) -> web.Response:
     q = request.query
     query = DeviceListQuery(
@@ -287,6 +300,8 @@ async def list_devices(request: web.Request) -> web.Response:
         group=q.get("group"),
         model=q.get("model"),
         type=q.get("type"),
+        firmware=q.get("firmware"),
+        status=_status_query(request),
         offset=_int_query(request, "offset", 0, 0, 10**9),
         limit=_int_query(request, "limit", 100, 1, 1000),
     )
@@ -393,9 +408,15 @@ async def get_profile(request: web.Request) -> web.Response:
 async def patch_profile(request: web.Request) -> web.Response:
     body = await _json(request)
     name = request.match_info["name"]
-    return _ok(
-        await _worker(request).call(_plane(request).profiles.update, name, body, actor(request))
-    )
+    plane, who = _plane(request), actor(request)
+
+    def change() -> tuple[dict[str, Any], list[str]]:
+        out = plane.profiles.update(name, body, who)
+        if not any(field in body for field in CONFIG_FIELDS):
+            return out, []
+        return out, plane.tasks.reached_by_profile(out["name"])
+
+    return await tasks.with_offer(request, change)
 
 
 async def delete_profile(request: web.Request) -> web.Response:
@@ -440,15 +461,16 @@ async def get_binding(request: web.Request) -> web.Response:
 async def put_binding(request: web.Request) -> web.Response:
     body = await _json(request)
     m = request.match_info
-    return _ok(
-        await _worker(request).call(
-            _plane(request).deployment.set,
-            m["container"],
-            m["key"],
-            body.get("profiles"),
-            actor(request),
-        )
-    )
+    plane, who = _plane(request), actor(request)
+
+    def change() -> tuple[dict[str, Any], list[str]]:
+        before = plane.deployment.get(m["container"], m["key"])
+        out = plane.deployment.set(m["container"], m["key"], body.get("profiles"), who)
+        if out["profiles"] == before["profiles"]:
+            return out, []
+        return out, plane.store.devices_in(out["container"], out["key"])
+
+    return await tasks.with_offer(request, change)
 
 
 # -- images ------------------------------------------------------------------
@@ -808,10 +830,11 @@ ROUTES: tuple[Route, ...] = (
         "POST",
         f"{API}/device-groups/{{name}}/devices",
         change_group_devices,
-        "Add devices to / remove devices from a group",
+        "Add devices to / remove devices from a group; offers to apply the change to them",
         "groups",
         request=obj(add=STR_LIST, remove=STR_LIST),
-        response=ref("Group"),
+        response={"allOf": [ref("Group"), obj(**tasks.OFFER)]},
+        query=tasks.APPLY_QUERY,
     ),
     Route(
         "GET",
@@ -826,6 +849,8 @@ ROUTES: tuple[Route, ...] = (
             ("group", "string", ""),
             ("model", "string", ""),
             ("type", "string", ""),
+            ("firmware", "string", ""),
+            ("status", "string", "online or offline"),
             ("offset", "integer", ""),
             ("limit", "integer", "1-1000"),
         ),
@@ -965,10 +990,11 @@ ROUTES: tuple[Route, ...] = (
         "PATCH",
         f"{API}/profiles/{{name}}",
         patch_profile,
-        "Edit a user-defined profile",
+        "Edit a user-defined profile; offers to apply the change to the devices it reaches",
         "profiles",
         request=PROFILE_BODY,
-        response=ref("Profile"),
+        response={"allOf": [ref("Profile"), obj(**tasks.OFFER)]},
+        query=tasks.APPLY_QUERY,
     ),
     Route(
         "DELETE",
@@ -1017,10 +1043,11 @@ ROUTES: tuple[Route, ...] = (
         "PUT",
         f"{API}/deployment/{{container}}/{{key}}",
         put_binding,
-        "Bind profiles, highest priority first",
+        "Bind profiles, highest priority first; offers to apply the change to the devices",
         "deployment",
         request=obj(profiles=STR_LIST),
-        response=obj(container=STR, key=STR, profiles=STR_LIST),
+        response=obj(container=STR, key=STR, profiles=STR_LIST, **tasks.OFFER),
+        query=tasks.APPLY_QUERY,
     ),
     Route(
         "GET",
@@ -1148,11 +1175,17 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
+def served_routes() -> tuple[Route, ...]:
+    """Every route the API serves and documents, this module's and the feature modules'."""
+    return ROUTES + relays.ROUTES + agents.ROUTES + tasks.ROUTES
+
+
 def build_app(worker: CloudWorker, max_body_bytes: int) -> web.Application:
     app = web.Application(
         middlewares=[error_middleware, auth_middleware], client_max_size=max_body_bytes
     )
     app[WORKER] = worker
-    for route in ROUTES:
+    tasks.install(app)
+    for route in served_routes():
         app.router.add_route(route.method, route.path, route.handler)
     return app

@@ -19,6 +19,9 @@ from typing import Any
 
 import sqlite_utils
 
+from relay.cloud.rules.monitor import CONTACT_WINDOW
+from relay.cloud.store import relays, tasks
+
 SCHEMA_VERSION = 1
 
 _SCHEMA = """
@@ -151,6 +154,13 @@ CREATE TABLE IF NOT EXISTS images (
 
 Row = dict[str, Any]
 
+# relay.cloud.rules.monitor.is_online in SQL, so the list can filter and page by status;
+# the parameter is `now - CONTACT_WINDOW`.
+_ONLINE_SQL = (
+    "CASE WHEN s.checked IS NOT NULL AND (d.last_seen IS NULL OR d.last_seen <= s.checked) "
+    "THEN s.online = 1 ELSE coalesce(d.last_seen > ?, 0) END"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class DeviceListQuery:
@@ -161,11 +171,13 @@ class DeviceListQuery:
     group: str | None = None
     model: str | None = None
     type: str | None = None
+    firmware: str | None = None
+    status: str | None = None
     offset: int = 0
     limit: int = 100
 
 
-class Store:
+class Store(relays.RelayQueries, tasks.TaskQueries):
     """The control plane's database."""
 
     def __init__(self, path: Path) -> None:
@@ -178,6 +190,8 @@ class Store:
         self._conn = conn
         self.db = sqlite_utils.Database(conn)
         conn.executescript(_SCHEMA)
+        conn.executescript(relays.SCHEMA)
+        conn.executescript(tasks.SCHEMA)
         conn.execute(
             "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
             (str(SCHEMA_VERSION),),
@@ -422,7 +436,9 @@ class Store:
         self._exec("DELETE FROM profiles WHERE owner_device = ?", (device_id,))
         return self._exec("DELETE FROM devices WHERE id = ?", (device_id,))
 
-    def list_devices(self, query: DeviceListQuery) -> tuple[int, list[Row]]:
+    def list_devices(self, query: DeviceListQuery, now: float) -> tuple[int, list[Row]]:
+        """One page of matching devices, each with its last monitor check (`status_online`,
+        `status_checked`) so the caller can apply the online rule."""
         where: list[str] = []
         params: list[Any] = []
         if query.search:
@@ -443,22 +459,27 @@ class Store:
             )
             where.append(
                 "("
-                + " OR ".join(f"lower(coalesce({f}, '')) LIKE ? ESCAPE '\\'" for f in fields)
+                + " OR ".join(f"lower(coalesce(d.{f}, '')) LIKE ? ESCAPE '\\'" for f in fields)
                 + ")"
             )
             params += [like] * len(fields)
-        for column in ("site", "model", "type"):
+        for column in ("site", "model", "type", "firmware"):
             value = getattr(query, column)
             if value is not None:
-                where.append(f"{column} = ?")
+                where.append(f"d.{column} = ?")
                 params.append(value)
         if query.group is not None:
-            where.append("id IN (SELECT device_id FROM device_groups WHERE group_name = ?)")
+            where.append("d.id IN (SELECT device_id FROM device_groups WHERE group_name = ?)")
             params.append(query.group)
+        if query.status is not None:
+            where.append(f"({_ONLINE_SQL}) = ?")
+            params += [now - CONTACT_WINDOW, int(query.status == "online")]
         clause = (" WHERE " + " AND ".join(where)) if where else ""
-        total = int(self._scalar(f"SELECT count(*) FROM devices{clause}", params))  # noqa: S608
+        source = "devices d LEFT JOIN device_status s ON s.device_id = d.id"
+        total = int(self._scalar(f"SELECT count(*) FROM {source}{clause}", params))  # noqa: S608
         rows = self._rows(
-            f"SELECT * FROM devices{clause} ORDER BY id LIMIT ? OFFSET ?",  # noqa: S608
+            "SELECT d.*, s.online AS status_online, s.checked AS status_checked "  # noqa: S608
+            f"FROM {source}{clause} ORDER BY d.id LIMIT ? OFFSET ?",
             [*params, query.limit, query.offset],
         )
         return total, rows

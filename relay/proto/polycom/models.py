@@ -105,3 +105,42 @@ def firmware_file_name(app_file_path_name: str, part_number: str) -> str:
 def _shorten(text: str) -> str:
     """Keep user text in a message without echoing all of it."""
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+# cloud.md "Scheduled tasks": video bars cannot take a scheduled check-sync.
+_VIDEO_BAR_MODELS = ("studiox", "polystudiox", "g7500")
+
+
+def is_video_bar(model: str, type: str | None) -> bool:
+    """Poly Studio X and G7500 video bars (by model), or any device whose type says video.
+
+    They get a configuration change at their next poll only (cloud.md
+    "Scheduled tasks"), so a scheduled check-sync reports them Not Applicable.
+    """
+    key = re.sub(r"[\s_\-]", "", model).lower()
+    if key.startswith(_VIDEO_BAR_MODELS):
+        return True
+    return type is not None and "video" in type.lower()
+
+
+# PDMS-E guide "Controlling Devices via REST API": the REST API arrived with UC
+# Software 5.4 on VVX and 5.8 on Trio; SoundPoint/SoundStation IP never had it.
+_REST_SINCE = (("vvx", (5, 4)), ("trio", (5, 8)))
+
+
+def has_rest_api(model: str, firmware: str | None) -> bool:
+    """Whether the device answers the REST API the relay drives tasks with.
+
+    A VVX or Trio whose firmware is not known yet is assumed to have it (every
+    current release does); SPIP/SSIP and unknown models have none.
+    """
+    key = re.sub(r"[\s_\-]", "", model).lower()
+    if key.startswith(("spip", "ssip")):
+        return False
+    for family, since in _REST_SINCE:
+        if family in key:
+            numbers = re.match(r"(\d+)\.(\d+)", firmware or "")
+            if numbers is None:
+                return True
+            return (int(numbers.group(1)), int(numbers.group(2))) >= since
+    return False

@@ -1,0 +1,306 @@
+"""Scheduled tasks over the REST API, the scheduler that starts them, and the
+agent's job long-poll (cloud.md "Scheduled tasks"; docs/agent-link.md "Jobs").
+
+The scheduler is a background task of the API app: about once a second it asks
+the control plane to start the tasks whose time has come. A relay's
+`GET /api/v1/agent/jobs` answers at once when it has jobs, else waits on a
+wake-up that every change which may queue jobs sets, so a job reaches an idle
+relay without waiting for its next poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from aiohttp import web
+
+from relay.cloud.api.auth import WORKER, actor, relay_of
+from relay.cloud.api.errors import ApiError
+from relay.cloud.api.openapi import STR, STR_LIST, TASK_TARGETS, Route, Schema, obj, ref
+from relay.cloud.controlplane import CloudWorker
+from relay.logs import event
+from relay.sync.messages import MAX_JOBS, TASK_TYPES, JobBatch
+
+log = logging.getLogger("cloud.tasks")
+
+API = "/api/v1"
+TICK_SECONDS = 1.0
+MAX_WAIT = 60
+DEFAULT_WAIT = 30
+MAX_SEQ = 2**63 - 1
+
+
+class JobSignal:
+    """Wakes every waiting long-poll; each then looks for its own relay's jobs."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+        self.closing = False
+
+    def current(self) -> asyncio.Event:
+        """Take this before looking for jobs, so a wake-up during the look is not lost."""
+        return self._event
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    def close(self) -> None:
+        """Shutdown: answer the waiting polls now rather than hold the server open."""
+        self.closing = True
+        self.notify()
+
+
+JOB_SIGNAL = web.AppKey("job_signal", JobSignal)
+
+
+def _worker(request: web.Request) -> CloudWorker:
+    return request.app[WORKER]
+
+
+async def _object(request: web.Request) -> dict[str, Any]:
+    """A JSON object body (size is bounded by the app's client_max_size)."""
+    try:
+        value = await request.json() if request.can_read_body else None
+    except ValueError as exc:
+        raise ApiError(400, "invalid_json", f"body is not valid JSON: {exc}", "body") from exc
+    if not isinstance(value, dict):
+        raise ApiError(400, "invalid_json", "body must be an object", "body")
+    return value
+
+
+def _number(request: web.Request, name: str, default: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or int(raw) > high:
+        raise ApiError(400, "invalid_query", f"{name} must be a number 0-{high}", name)
+    return int(raw)
+
+
+def _ok(value: Any, status: int = 200) -> web.Response:
+    return web.json_response(value, status=status)
+
+
+# -- tasks ---------------------------------------------------------------------
+
+
+async def create_task(request: web.Request) -> web.Response:
+    body = await _object(request)
+    worker = _worker(request)
+    out = await worker.call(worker.plane.tasks.create, body, actor(request))
+    request.app[JOB_SIGNAL].notify()
+    return _ok(out, 201)
+
+
+async def list_tasks(request: web.Request) -> web.Response:
+    worker = _worker(request)
+    q = request.query
+    return _ok(await worker.call(worker.plane.tasks.listing, q.get("status"), q.get("type")))
+
+
+async def get_task(request: web.Request) -> web.Response:
+    worker = _worker(request)
+    return _ok(await worker.call(worker.plane.tasks.get, request.match_info["id"]))
+
+
+async def patch_task(request: web.Request) -> web.Response:
+    body = await _object(request)
+    worker = _worker(request)
+    task_id = request.match_info["id"]
+    out = await worker.call(worker.plane.tasks.update, task_id, body, actor(request))
+    request.app[JOB_SIGNAL].notify()
+    return _ok(out)
+
+
+async def delete_task(request: web.Request) -> web.Response:
+    worker = _worker(request)
+    await worker.call(worker.plane.tasks.delete, request.match_info["id"], actor(request))
+    return web.Response(status=204)
+
+
+async def get_task_screen(request: web.Request) -> web.Response:
+    worker = _worker(request)
+    m = request.match_info
+    image = await worker.call(worker.plane.tasks.screen, m["id"], m["mac"])
+    return web.Response(body=image, content_type="image/png")
+
+
+async def with_offer(
+    request: web.Request, change: Callable[[], tuple[dict[str, Any], list[str]]]
+) -> web.Response:
+    """Answer a saved change with the apply-provisioning-changes offer for the devices
+    it affects (cloud.md "Scheduled tasks"); `?apply=now|skip|<ISO time>` creates the
+    task at once. `change` runs on the worker and returns (answer, affected device ids);
+    a bad `apply` is refused before anything changes."""
+    worker = _worker(request)
+    tasks = worker.plane.tasks
+    apply = request.query.get("apply")
+    who = actor(request)
+
+    def work() -> dict[str, Any]:
+        tasks.check_apply(apply)
+        out, devices = change()
+        return {**out, **tasks.offer(devices, apply, who)}
+
+    out = await worker.call(work)
+    if out.get("task_id"):
+        request.app[JOB_SIGNAL].notify()
+    return _ok(out)
+
+
+APPLY_QUERY = (
+    (
+        "apply",
+        "string",
+        "now, skip or an ISO 8601 time: create the apply-provisioning-changes task for the "
+        "affected devices at once (its id is returned as task_id)",
+    ),
+)
+OFFER: dict[str, Schema] = {
+    "affected_devices": STR_LIST,
+    "apply_task": {"oneOf": [ref("TaskBody"), {"type": "null"}]},
+    "task_id": {"type": ["string", "null"]},
+}
+
+
+# -- the agent's jobs ----------------------------------------------------------------
+
+
+async def agent_jobs(request: web.Request) -> web.Response:
+    """docs/agent-link.md "Jobs": `after` acknowledges; jobs above it come until it does."""
+    relay_id = relay_of(request)
+    after = _number(request, "after", 0, MAX_SEQ)
+    wait = _number(request, "wait", DEFAULT_WAIT, MAX_WAIT)
+    worker = _worker(request)
+    signal = request.app[JOB_SIGNAL]
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while True:
+        wake = signal.current()
+        jobs = await worker.call(worker.plane.tasks.jobs_for, relay_id, after, MAX_JOBS)
+        remaining = deadline - loop.time()
+        if jobs or remaining <= 0 or signal.closing:
+            return _ok(JobBatch(tuple(jobs)).to_wire())
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(remaining):
+                await wake.wait()
+
+
+# -- the scheduler -------------------------------------------------------------------
+
+
+async def _schedule(worker: CloudWorker, signal: JobSignal) -> None:
+    plane = worker.plane
+    while True:
+        try:
+            queued = await worker.call(lambda: plane.tasks.tick(plane.ctx.now()))
+        except Exception:
+            event(log, "tick_failed", logging.ERROR)
+            log.exception("starting due tasks failed; trying again")
+            queued = 0
+        if queued:
+            signal.notify()
+        await asyncio.sleep(TICK_SECONDS)
+
+
+async def _scheduler(app: web.Application) -> AsyncIterator[None]:
+    """Runs with the app: started at startup, cancelled (and awaited) at cleanup."""
+    task = asyncio.create_task(_schedule(app[WORKER], app[JOB_SIGNAL]))
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def _release_polls(app: web.Application) -> None:
+    app[JOB_SIGNAL].close()
+
+
+def install(app: web.Application) -> None:
+    """Give the API app its job wake-up, the scheduler, and the shutdown of long-polls."""
+    app[JOB_SIGNAL] = JobSignal()
+    app.cleanup_ctx.append(_scheduler)
+    app.on_shutdown.append(_release_polls)
+
+
+# -- the table -------------------------------------------------------------------------
+
+ROUTES: tuple[Route, ...] = (
+    Route(
+        "POST",
+        f"{API}/tasks",
+        create_task,
+        "Schedule a task on devices, groups and/or sites: now, at a time, or skip",
+        "tasks",
+        request=ref("TaskBody"),
+        response=ref("Task"),
+        status=201,
+    ),
+    Route(
+        "GET",
+        f"{API}/tasks",
+        list_tasks,
+        "Tasks, newest first",
+        "tasks",
+        response={"type": "array", "items": ref("Task")},
+        query=(
+            ("status", "string", "scheduled, executing or done"),
+            ("type", "string", ", ".join(TASK_TYPES)),
+        ),
+    ),
+    Route(
+        "GET",
+        f"{API}/tasks/{{id}}",
+        get_task,
+        "A task with per-device results",
+        "tasks",
+        response=ref("Task"),
+    ),
+    Route(
+        "PATCH",
+        f"{API}/tasks/{{id}}",
+        patch_task,
+        "Edit a scheduled task's name, targets or time (409 once it has run)",
+        "tasks",
+        request=obj(name=STR, targets=TASK_TARGETS, when=STR),
+        response=ref("Task"),
+    ),
+    Route(
+        "DELETE",
+        f"{API}/tasks/{{id}}",
+        delete_task,
+        "Delete a scheduled or done task (409 while executing)",
+        "tasks",
+        status=204,
+    ),
+    Route(
+        "GET",
+        f"{API}/tasks/{{id}}/screens/{{mac}}",
+        get_task_screen,
+        "A capture_screen result",
+        "tasks",
+        response={"type": "string", "format": "binary"},
+        response_type="image/png",
+    ),
+    Route(
+        "GET",
+        f"{API}/agent/jobs",
+        agent_jobs,
+        "The relay's jobs above `after` (which acknowledges), waiting up to `wait` seconds",
+        "agent",
+        response=ref("JobBatch"),
+        query=(
+            ("after", "integer", "the highest job seq the agent has stored"),
+            (
+                "wait",
+                "integer",
+                f"seconds to wait for a job, 0-{MAX_WAIT} (default {DEFAULT_WAIT})",
+            ),
+        ),
+        security="relay",
+    ),
+)
