@@ -138,23 +138,22 @@ class Agent:
 
     async def run(self) -> None:
         """Run until cancelled; raises `Revoked` when the cloud no longer knows this relay."""
-        data = self.settings.data_dir
-        self._store = await self._db(AgentStore, data / DATABASE_FILE)
-        interrupted = await self._db(self.store.interrupt_running, self._clock())
-        if interrupted:
-            event(log, "jobs_interrupted", logging.WARNING, count=interrupted)
-        tls = cloud_tls(self.identity, self.settings.cloud_ca)
-        client = CloudClient(self.identity, tls)
+        # Opened here, not in the pool: a cancellation must never lose the open handle.
+        self._store = AgentStore(self.settings.data_dir / DATABASE_FILE)
+        client = CloudClient(self.identity, cloud_tls(self.identity, self.settings.cloud_ca))
         phones = PhoneClient(
             port=self.settings.phone_port,
             timeout=self.settings.phone_timeout,
             concurrency=self.settings.concurrency,
         )
         sip = SipNotifier(sip_port=self.settings.sip_port, local_host=self._address)
-        event(log, "agent_started", relay_id=self.identity.relay_id, cloud=self.identity.cloud)
-        self._jobs_ready.set()
-        self._reports_ready.set()
         try:
+            interrupted = await self._db(self.store.interrupt_running, self._clock())
+            if interrupted:
+                event(log, "jobs_interrupted", logging.WARNING, count=interrupted)
+            event(log, "agent_started", relay_id=self.identity.relay_id, cloud=self.identity.cloud)
+            self._jobs_ready.set()
+            self._reports_ready.set()
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._heartbeats(client))
                 group.create_task(self._fetch_jobs(client))
@@ -163,7 +162,6 @@ class Agent:
                 group.create_task(self._monitor(client, phones))
         except* Revoked as caught:
             self.state["link"] = "revoked"
-            await self._write_status()
             raise caught.exceptions[0] from None
         finally:
             await self._drain()

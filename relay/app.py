@@ -23,14 +23,19 @@ from aiohttp import web
 
 from certs.lab import ensure_lab_identity
 from certs.tls import server_context
+from management_agent.agent import CREDENTIAL_FILE, Agent, AgentSettings
+from management_agent.link import Identity, Revoked, register
+from relay import __version__
 from relay.cloud.api.errors import Handler
 from relay.cloud.api.phones import PhoneService, build_phone_app
 from relay.cloud.api.routes import build_app
 from relay.cloud.controlplane import CloudWorker, ControlPlane
+from relay.cloud.rules.relays import LinkPolicy
 from relay.config import Config
 from relay.demo import run_demo
 from relay.logs import event
 from relay.secretfile import read_secret, write_secret
+from relay.sync.messages import Registration
 
 log = logging.getLogger("relay.app")
 
@@ -107,6 +112,50 @@ def _provisioning_account(plane: ControlPlane, path: Path) -> tuple[str | None, 
     return plane.tenancy.tenant()["prov_user"], None
 
 
+def _free_port(host: str, kind: socket.SocketKind) -> int:
+    """A port free on `host` now, for simulated phones that all listen on one number."""
+    with socket.socket(socket.AF_INET, kind) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+async def _embedded_identity(worker: CloudWorker, api_root: str, agent_dir: Path) -> Identity:
+    """The embedded agent's credential: kept from an earlier run if the cloud still
+    knows it (the API port may have changed), else a new registration with the PIN."""
+    plane = worker.plane
+    path = agent_dir / CREDENTIAL_FILE
+    try:
+        saved = Identity.load(path)
+    except ValueError:
+        saved = None
+    if saved is not None and await worker.call(
+        plane.relays.authenticate, saved.relay_id, saved.secret
+    ):
+        identity = Identity(api_root, saved.tenant, saved.relay_id, saved.secret)
+    else:
+        tenant = (await worker.call(plane.tenancy.tenant))["id"]
+        pin = (await worker.call(plane.relays.pin))["pin"]
+        registration = Registration(tenant, pin, "embedded", __version__, ("127.0.0.1",))
+        identity = await register(api_root, registration)
+        event(log, "embedded_relay_registered", relay_id=identity.relay_id)
+    identity.save(path)
+    return identity
+
+
+async def _run_agent(
+    worker: CloudWorker, api_root: str, settings: AgentSettings, identity: Identity
+) -> None:
+    """The embedded agent; if it is revoked (a relay deleted in the API) it registers anew."""
+    while True:
+        try:
+            await Agent(identity, settings).run()
+            return
+        except Revoked:
+            event(log, "embedded_relay_revoked", logging.WARNING, relay_id=identity.relay_id)
+            (settings.data_dir / CREDENTIAL_FILE).unlink(missing_ok=True)
+            identity = await _embedded_identity(worker, api_root, settings.data_dir)
+
+
 def _names(config: Config) -> tuple[list[str], list[str]]:
     """DNS names and addresses the lab certificate must cover."""
     names = [socket.gethostname(), socket.getfqdn(), "localhost", *config.tls_names]
@@ -124,7 +173,12 @@ async def run(
     """Start everything, emit the ready event, run until `stopped()` returns, shut down."""
     data_dir = config.data_dir
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    plane = ControlPlane(data_dir / "cloud")
+    plane = ControlPlane(
+        data_dir / "cloud",
+        link=LinkPolicy(
+            heartbeat_seconds=config.heartbeat_seconds, monitor_seconds=config.monitor_seconds
+        ),
+    )
     token = plane.bootstrap()
     token_file = data_dir / "admin-token"
     if token is not None:
@@ -139,7 +193,9 @@ async def run(
     api_app = build_app(worker, config.max_body_bytes)
     api_app.middlewares.insert(0, access_log)
     phones = PhoneService(worker, trusted_proxies=config.trusted_proxies)
-    runners = [web.AppRunner(api_app, access_log=None, handle_signals=False)]
+    # No lingering read of an oversized body after its 413: the handler would outlive
+    # shutdown still reading it.
+    runners = [web.AppRunner(api_app, access_log=None, handle_signals=False, lingering_time=0)]
     # A phone refused mid-upload is not waited for long at shutdown.
     for _ in range(2 if config.prov_http else 1):
         runners.append(
@@ -151,6 +207,7 @@ async def run(
             )
         )
     demo: asyncio.Task[None] | None = None
+    agent: asyncio.Task[None] | None = None
     try:
         port = await _listen(
             runners[0], config.host, config.port(config.api_port), "control plane API"
@@ -163,6 +220,22 @@ async def run(
             server_context(identity),
         )
         api = f"http://{config.host}:{port}/api/v1"
+        # Simulated demo phones listen on a free port; real phones on 443 and 5060.
+        rest_port, sip_port = config.phone_rest_port, config.phone_sip_port
+        if config.demo:
+            rest_port = _free_port("127.0.0.1", socket.SOCK_STREAM)
+            sip_port = _free_port("127.0.0.1", socket.SOCK_DGRAM)
+        agent_settings = AgentSettings(
+            data_dir=data_dir / "agent",
+            phone_port=rest_port,
+            sip_port=sip_port,
+            concurrency=config.agent_concurrency,
+        )
+        relay_id = None
+        if config.agent:
+            relay_identity = await _embedded_identity(worker, api, agent_settings.data_dir)
+            relay_id = relay_identity.relay_id
+            agent = asyncio.create_task(_run_agent(worker, api, agent_settings, relay_identity))
         provisioning = f"https://{config.host}:{prov_port}/"
         facts: dict[str, Any] = {
             "event": "ready",
@@ -176,6 +249,8 @@ async def run(
             "prov_user": prov_user,
             "prov_password": prov_password,
             "ca_cert": str(identity.ca_cert),
+            "relay_id": relay_id,
+            "pin": (await worker.call(plane.relays.pin))["pin"],
         }
         if config.prov_http:
             http_port = await _listen(
@@ -187,15 +262,24 @@ async def run(
         if config.demo and prov_user and prov_password:
             demo = asyncio.create_task(
                 run_demo(
-                    config.demo, provisioning, prov_user, prov_password, identity.ca_cert, emit
+                    config.demo,
+                    provisioning,
+                    prov_user,
+                    prov_password,
+                    identity.ca_cert,
+                    emit,
+                    rest_port=rest_port,
+                    sip_port=sip_port,
                 )
             )
         await stopped()
     finally:
+        # The demo phones and the agent go first: their last requests still reach the API.
+        for background in (demo, agent):
+            if background is not None:
+                background.cancel()
+                await asyncio.gather(background, return_exceptions=True)
         event(log, "stopping")
-        if demo is not None:
-            demo.cancel()
-            await asyncio.gather(demo, return_exceptions=True)
         for runner in reversed(runners):
             await runner.cleanup()
         worker.close()

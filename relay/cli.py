@@ -2,6 +2,7 @@
 
 relay up [--data-dir DIR] [--json] [--free-ports] [--log-format human|json]
 relay token create --name NAME [--role admin|readonly] [--data-dir DIR] [--json]
+relay agent register|run|status ...  (the management agent; see management_agent/cli.py)
 relay version
 """
 
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from management_agent import cli as agent_cli
 from relay import __version__
 from relay.app import StartupError, run
 from relay.config import Config, ConfigError, load_config
@@ -59,6 +61,23 @@ def _parser() -> argparse.ArgumentParser:
         help="extra DNS name for the lab certificate (repeatable)",
     )
     up.add_argument(
+        "--no-agent",
+        dest="agent",
+        action="store_const",
+        const=False,
+        help="run the control plane without an embedded relay agent (relays register remotely)",
+    )
+    up.add_argument(
+        "--heartbeat-seconds",
+        type=float,
+        help="how often relays send a heartbeat (default 120)",
+    )
+    up.add_argument(
+        "--monitor-seconds",
+        type=float,
+        help="how often relays poll their phones for the device monitor (default 7200)",
+    )
+    up.add_argument(
         "--demo",
         type=int,
         metavar="N",
@@ -71,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--name", required=True)
     create.add_argument("--role", choices=("admin", "readonly"), default="readonly")
     sim_cli.add_parser(sub)
+    agent_cli.add_parser(sub)
     sub.add_parser("version", help="print the version")
     return parser
 
@@ -91,9 +111,13 @@ def _config(args: argparse.Namespace) -> Config:
         "trusted_proxies",
         "tls_names",
         "demo",
+        "heartbeat_seconds",
+        "monitor_seconds",
     ):
         if getattr(args, name, None) not in (None, False):
             flags[name] = getattr(args, name)
+    if getattr(args, "agent", None) is False:
+        flags["agent"] = False
     return load_config(flags, config_file=args.config)
 
 
@@ -129,7 +153,13 @@ def _print_event(facts: dict[str, Any]) -> None:
         f"  phone account      {account}\n"
         f"  lab CA certificate {facts['ca_cert']}\n"
         f"  tenant             {facts['tenant']}\n"
-        f"  data directory     {facts['data_dir']}\n"
+        f"  relay PIN          {facts['pin']} (relay agent register --tenant ... --pin ...)\n"
+        + (
+            f"  embedded relay     {facts['relay_id']} (relay agent status)\n"
+            if facts.get("relay_id")
+            else "  embedded relay     off (--no-agent)\n"
+        )
+        + f"  data directory     {facts['data_dir']}\n"
         f'try:  curl -H "Authorization: Bearer {token_hint}" {facts["api"]}/sites\n'
         "Press Ctrl-C to stop.",
         flush=True,
@@ -175,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "sim":
         return sim_cli.run(args)
+    if args.command == "agent":
+        return agent_cli.run(args)
     try:
         config = _config(args)
     except ConfigError as exc:

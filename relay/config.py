@@ -47,6 +47,7 @@ class Config:
     phone_rest_port: int = 443
     phone_sip_port: int = 5060
     agent_concurrency: int = 32
+    agent: bool = True
 
     def port(self, default: int) -> int:
         """The port to bind: 0 (the kernel picks a free one) under --free-ports."""
