@@ -101,9 +101,16 @@ class Identity:
 
 
 async def _answer(response: aiohttp.ClientResponse) -> Any:
-    body = await response.content.read(MAX_ANSWER + 1)
-    if len(body) > MAX_ANSWER:
+    if (response.content_length or 0) > MAX_ANSWER:
         raise LinkDown(f"the cloud's answer to {response.url.path} is too large")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_any():
+        size += len(chunk)
+        if size > MAX_ANSWER:
+            raise LinkDown(f"the cloud's answer to {response.url.path} is too large")
+        chunks.append(chunk)
+    body = b"".join(chunks)
     try:
         return json.loads(body or b"null")
     except ValueError as exc:
