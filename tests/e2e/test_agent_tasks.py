@@ -284,8 +284,15 @@ def test_a_standalone_agent_registers_runs_and_reports_status(
         assert status["queued_reports"] >= 0
         listed = {r["id"]: r for r in _api(relay, "GET", "/relays")}
         assert listed[status["relay_id"]]["status"] == "active"
+        # Deleting the relay in the cloud revokes its credential: the agent stops and
+        # says what to do, instead of retrying forever.
+        reply = http("DELETE", f"{facts['api']}/relays/{status['relay_id']}", facts["token"])
+        assert reply.status == 204, reply.text
+        assert agent.wait(timeout=30) == 1
     finally:
-        agent.terminate()
-        assert agent.wait(timeout=20) == 0
+        if agent.poll() is None:
+            agent.terminate()
+            agent.wait(timeout=20)
+    assert "register it again" in stderr_path.read_text()
     secret = json.loads(credential.read_text())["secret"]
     assert secret not in stderr_path.read_text()
