@@ -8,14 +8,14 @@ Every route but registration is authenticated by `auth.relay_of`.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from aiohttp import web
 
 from relay.cloud.api.auth import WORKER, relay_of
+from relay.cloud.api.bodies import ok, read_json
 from relay.cloud.api.errors import ApiError, error_response
 from relay.cloud.api.openapi import INT, Route, obj, ref
 from relay.cloud.relays import RegistrationThrottled
@@ -30,24 +30,11 @@ M = TypeVar("M")
 async def message(request: web.Request, parse: Callable[[object], M]) -> M:
     """The body as one agent-link message: 413 over the cap, 400 if it is not valid JSON
     or breaks the message format (with SyncError's text, which names the field)."""
-    too_large = ApiError(413, "too_large", f"agent bodies are limited to {MAX_AGENT_BYTES} bytes")
-    if request.content_length is not None and request.content_length > MAX_AGENT_BYTES:
-        raise too_large
-    raw = await request.read()
-    if len(raw) > MAX_AGENT_BYTES:
-        raise too_large
-    try:
-        value = json.loads(raw or b"null")
-    except (ValueError, RecursionError) as exc:
-        raise ApiError(400, "invalid_json", f"body is not valid JSON: {exc}", "body") from exc
+    value = await read_json(request, MAX_AGENT_BYTES)
     try:
         return parse(value)
     except SyncError as exc:
         raise ApiError(400, "invalid_message", str(exc), "body") from exc
-
-
-def ok(value: Any, status: int = 200) -> web.Response:
-    return web.json_response(value, status=status)
 
 
 async def register(request: web.Request) -> web.Response:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from relay.cloud.api.agents import ok
 from relay.cloud.api.auth import WORKER, actor, principal_of
+from relay.cloud.api.bodies import ok
 from relay.cloud.api.errors import ApiError
 from relay.cloud.api.openapi import Route, list_of, ref
 

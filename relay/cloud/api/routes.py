@@ -18,6 +18,7 @@ from aiohttp import web
 
 from relay.cloud.api import agents, relays, tasks
 from relay.cloud.api.auth import WORKER, actor, auth_middleware, principal_of
+from relay.cloud.api.bodies import int_query, json_body, ok
 from relay.cloud.api.errors import ApiError, error_middleware
 from relay.cloud.api.openapi import (
     BOOL,
@@ -39,7 +40,6 @@ from relay.cloud.tasks import CONFIG_FIELDS
 from relay.proto.csv.table import SEPARATORS
 
 API = "/api/v1"
-MAX_JSON_BYTES = 2 * 1024 * 1024
 NOTES = {
     "auth": "Authenticate with `Authorization: Bearer <token>`. Read-only tokens are refused "
     "every write (403). The first admin token is written to `<data-dir>/admin-token`.",
@@ -63,26 +63,6 @@ def _worker(request: web.Request) -> CloudWorker:
     return request.app[WORKER]
 
 
-async def _json(request: web.Request, kind: type = dict) -> Any:
-    if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
-        raise ApiError(413, "too_large", f"JSON bodies are limited to {MAX_JSON_BYTES} bytes")
-    raw = await request.read()
-    if len(raw) > MAX_JSON_BYTES:
-        raise ApiError(413, "too_large", f"JSON bodies are limited to {MAX_JSON_BYTES} bytes")
-    try:
-        value = json.loads(raw or b"null")
-    except (ValueError, RecursionError) as exc:
-        raise ApiError(400, "invalid_json", f"body is not valid JSON: {exc}", "body") from exc
-    if not isinstance(value, kind):
-        name = "an object" if kind is dict else "a list"
-        raise ApiError(400, "invalid_json", f"body must be {name}", "body")
-    return value
-
-
-def _ok(value: Any, status: int = 200) -> web.Response:
-    return web.json_response(value, status=status)
-
-
 def _separator(request: web.Request, default: str | None) -> str | None:
     """`?separator=` as `,` `;` or a tab (also spelled `tab`); absent means `default`."""
     raw = request.query.get("separator")
@@ -99,45 +79,36 @@ def _separator(request: web.Request, default: str | None) -> str | None:
     return value
 
 
-def _int_query(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise ApiError(400, "invalid_query", f"{name} must be a number {low}-{high}", name)
-    return int(raw)
-
-
 # -- misc ------------------------------------------------------------------
 
 
 async def health(request: web.Request) -> web.Response:
-    return _ok({"status": "ok"})
+    return ok({"status": "ok"})
 
 
 async def openapi(request: web.Request) -> web.Response:
-    return _ok(build_document(served_routes(), NOTES))
+    return ok(build_document(served_routes(), NOTES))
 
 
 async def get_tenant(request: web.Request) -> web.Response:
-    return _ok(await _worker(request).call(_plane(request).tenancy.get))
+    return ok(await _worker(request).call(_plane(request).tenancy.get))
 
 
 async def patch_tenant(request: web.Request) -> web.Response:
-    body = await _json(request)
-    return _ok(await _worker(request).call(_plane(request).tenancy.update, body, actor(request)))
+    body = await json_body(request)
+    return ok(await _worker(request).call(_plane(request).tenancy.update, body, actor(request)))
 
 
 async def list_tokens(request: web.Request) -> web.Response:
-    return _ok(await _worker(request).call(_plane(request).tenancy.tokens))
+    return ok(await _worker(request).call(_plane(request).tenancy.tokens))
 
 
 async def create_token(request: web.Request) -> web.Response:
-    body = await _json(request)
+    body = await json_body(request)
     token, row = await _worker(request).call(
         _plane(request).tenancy.create_token, body, actor(request)
     )
-    return _ok({**row, "token": token}, 201)
+    return ok({**row, "token": token}, 201)
 
 
 async def revoke_token(request: web.Request) -> web.Response:
@@ -162,19 +133,19 @@ async def activity(request: web.Request) -> web.Response:
             content_type="application/x-ndjson",
             headers={"Content-Disposition": f'attachment; filename="activity-{day}.jsonl"'},
         )
-    return _ok({"week_of": str(day), "entries": entries})
+    return ok({"week_of": str(day), "entries": entries})
 
 
 # -- sites -------------------------------------------------------------------
 
 
 async def list_sites(request: web.Request) -> web.Response:
-    return _ok(await _worker(request).call(_plane(request).sites.listing))
+    return ok(await _worker(request).call(_plane(request).sites.listing))
 
 
 async def create_site(request: web.Request) -> web.Response:
-    body = await _json(request)
-    return _ok(await _worker(request).call(_plane(request).sites.create, body, actor(request)), 201)
+    body = await json_body(request)
+    return ok(await _worker(request).call(_plane(request).sites.create, body, actor(request)), 201)
 
 
 async def match_site(request: web.Request) -> web.Response:
@@ -184,7 +155,7 @@ async def match_site(request: web.Request) -> web.Response:
     site = await _worker(request).call(
         _plane(request).sites.match, public_ip, request.query.get("private_ip")
     )
-    return _ok({"site": site})
+    return ok({"site": site})
 
 
 async def import_sites(request: web.Request) -> web.Response:
@@ -192,19 +163,17 @@ async def import_sites(request: web.Request) -> web.Response:
     report = await _worker(request).call(
         _plane(request).sites.import_csv, data, actor(request), _separator(request, None)
     )
-    return _ok(report.as_dict())
+    return ok(report.as_dict())
 
 
 async def get_site(request: web.Request) -> web.Response:
-    return _ok(await _worker(request).call(_plane(request).sites.get, request.match_info["name"]))
+    return ok(await _worker(request).call(_plane(request).sites.get, request.match_info["name"]))
 
 
 async def patch_site(request: web.Request) -> web.Response:
-    body = await _json(request)
+    body = await json_body(request)
     name = request.match_info["name"]
-    return _ok(
-        await _worker(request).call(_plane(request).sites.update, name, body, actor(request))
-    )
+    return ok(await _worker(request).call(_plane(request).sites.update, name, body, actor(request)))
 
 
 async def delete_site(request: web.Request) -> web.Response:
@@ -217,24 +186,22 @@ async def delete_site(request: web.Request) -> web.Response:
 
 
 async def list_groups(request: web.Request) -> web.Response:
-    return _ok(await _worker(request).call(_plane(request).groups.listing))
+    return ok(await _worker(request).call(_plane(request).groups.listing))
 
 
 async def create_group(request: web.Request) -> web.Response:
-    body = await _json(request)
-    return _ok(
-        await _worker(request).call(_plane(request).groups.create, body, actor(request)), 201
-    )
+    body = await json_body(request)
+    return ok(await _worker(request).call(_plane(request).groups.create, body, actor(request)), 201)
 
 
 async def get_group(request: web.Request) -> web.Response:
-    return _ok(await _worker(request).call(_plane(request).groups.get, request.match_info["name"]))
+    return ok(await _worker(request).call(_plane(request).groups.get, request.match_info["name"]))
 
 
 async def patch_group(request: web.Request) -> web.Response:
-    body = await _json(request)
+    body = await json_body(request)
     name = request.match_info["name"]
-    return _ok(
+    return ok(
         await _worker(request).call(_plane(request).groups.update, name, body, actor(request))
     )
 
@@ -247,13 +214,13 @@ async def delete_group(request: web.Request) -> web.Response:
 
 async def top_priority(request: web.Request) -> web.Response:
     name = request.match_info["name"]
-    return _ok(
+    return ok(
         await _worker(request).call(_plane(request).groups.set_top_priority, name, actor(request))
     )
 
 
 async def change_group_devices(request: web.Request) -> web.Response:
-    body = await _json(request)
+    body = await json_body(request)
     add, remove = body.get("add", []), body.get("remove", [])
     for key, value in (("add", add), ("remove", remove)):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -272,12 +239,12 @@ async def change_group_devices(request: web.Request) -> web.Response:
 
 
 async def get_default_groups(request: web.Request) -> web.Response:
-    return _ok(await _worker(request).call(_plane(request).groups.default_groups))
+    return ok(await _worker(request).call(_plane(request).groups.default_groups))
 
 
 async def put_default_groups(request: web.Request) -> web.Response:
-    body = await _json(request, list)
-    return _ok(
+    body = await json_body(request, list)
+    return ok(
         await _worker(request).call(_plane(request).groups.set_default_groups, body, actor(request))
     )
 
@@ -302,15 +269,15 @@ async def list_devices(request: web.Request) -> web.Response:
         type=q.get("type"),
         firmware=q.get("firmware"),
         status=_status_query(request),
-        offset=_int_query(request, "offset", 0, 0, 10**9),
-        limit=_int_query(request, "limit", 100, 1, 1000),
+        offset=int_query(request, "offset", 0, 0, 10**9),
+        limit=int_query(request, "limit", 100, 1, 1000),
     )
-    return _ok(await _worker(request).call(_plane(request).devices.listing, query))
+    return ok(await _worker(request).call(_plane(request).devices.listing, query))
 
 
 async def create_device(request: web.Request) -> web.Response:
-    body = await _json(request)
-    return _ok(
+    body = await json_body(request)
+    return ok(
         await _worker(request).call(_plane(request).devices.create, body, actor(request)), 201
     )
 
@@ -325,7 +292,7 @@ async def import_devices(request: web.Request) -> web.Response:
         actor(request),
         _separator(request, None),
     )
-    return _ok(report.as_dict())
+    return ok(report.as_dict())
 
 
 async def export_devices(request: web.Request) -> web.Response:
@@ -339,13 +306,13 @@ async def export_devices(request: web.Request) -> web.Response:
 
 
 async def get_device(request: web.Request) -> web.Response:
-    return _ok(await _worker(request).call(_plane(request).devices.get, request.match_info["mac"]))
+    return ok(await _worker(request).call(_plane(request).devices.get, request.match_info["mac"]))
 
 
 async def patch_device(request: web.Request) -> web.Response:
-    body = await _json(request)
+    body = await json_body(request)
     mac = request.match_info["mac"]
-    return _ok(
+    return ok(
         await _worker(request).call(_plane(request).devices.update, mac, body, actor(request))
     )
 
@@ -358,20 +325,20 @@ async def delete_device(request: web.Request) -> web.Response:
 
 async def get_device_groups(request: web.Request) -> web.Response:
     device = await _worker(request).call(_plane(request).devices.get, request.match_info["mac"])
-    return _ok(device["groups"])
+    return ok(device["groups"])
 
 
 async def put_device_groups(request: web.Request) -> web.Response:
-    body = await _json(request, list)
+    body = await json_body(request, list)
     mac = request.match_info["mac"]
-    return _ok(
+    return ok(
         await _worker(request).call(_plane(request).devices.set_groups, mac, body, actor(request))
     )
 
 
 async def effective_config(request: web.Request) -> web.Response:
     mac = request.match_info["mac"]
-    return _ok(await _worker(request).call(_plane(request).deployment.effective_out, mac))
+    return ok(await _worker(request).call(_plane(request).deployment.effective_out, mac))
 
 
 # -- profiles ----------------------------------------------------------------
@@ -379,12 +346,12 @@ async def effective_config(request: web.Request) -> web.Response:
 
 async def list_profiles(request: web.Request) -> web.Response:
     kind = request.query.get("type")
-    return _ok(await _worker(request).call(_plane(request).profiles.listing, kind))
+    return ok(await _worker(request).call(_plane(request).profiles.listing, kind))
 
 
 async def create_profile(request: web.Request) -> web.Response:
-    body = await _json(request)
-    return _ok(
+    body = await json_body(request)
+    return ok(
         await _worker(request).call(_plane(request).profiles.create, body, actor(request)), 201
     )
 
@@ -400,13 +367,11 @@ async def export_profiles(request: web.Request) -> web.Response:
 
 
 async def get_profile(request: web.Request) -> web.Response:
-    return _ok(
-        await _worker(request).call(_plane(request).profiles.get, request.match_info["name"])
-    )
+    return ok(await _worker(request).call(_plane(request).profiles.get, request.match_info["name"]))
 
 
 async def patch_profile(request: web.Request) -> web.Response:
-    body = await _json(request)
+    body = await json_body(request)
     name = request.match_info["name"]
     plane, who = _plane(request), actor(request)
 
@@ -426,9 +391,9 @@ async def delete_profile(request: web.Request) -> web.Response:
 
 
 async def copy_profile(request: web.Request) -> web.Response:
-    body = await _json(request)
+    body = await json_body(request)
     name = request.match_info["name"]
-    return _ok(
+    return ok(
         await _worker(request).call(_plane(request).profiles.copy, name, body, actor(request)),
         201,
     )
@@ -437,7 +402,7 @@ async def copy_profile(request: web.Request) -> web.Response:
 async def import_profile_file(request: web.Request) -> web.Response:
     data = await request.read()
     name = request.match_info["name"]
-    return _ok(
+    return ok(
         await _worker(request).call(
             _plane(request).profiles.import_file, name, data, actor(request)
         )
@@ -448,18 +413,16 @@ async def import_profile_file(request: web.Request) -> web.Response:
 
 
 async def deployment_overview(request: web.Request) -> web.Response:
-    return _ok(await _worker(request).call(_plane(request).deployment.overview))
+    return ok(await _worker(request).call(_plane(request).deployment.overview))
 
 
 async def get_binding(request: web.Request) -> web.Response:
     m = request.match_info
-    return _ok(
-        await _worker(request).call(_plane(request).deployment.get, m["container"], m["key"])
-    )
+    return ok(await _worker(request).call(_plane(request).deployment.get, m["container"], m["key"]))
 
 
 async def put_binding(request: web.Request) -> web.Response:
-    body = await _json(request)
+    body = await json_body(request)
     m = request.match_info
     plane, who = _plane(request), actor(request)
 
@@ -477,7 +440,7 @@ async def put_binding(request: web.Request) -> web.Response:
 
 
 async def list_images(request: web.Request) -> web.Response:
-    return _ok(await _worker(request).call(_plane(request).images.listing))
+    return ok(await _worker(request).call(_plane(request).images.listing))
 
 
 async def register_image(request: web.Request) -> web.Response:
@@ -485,8 +448,8 @@ async def register_image(request: web.Request) -> web.Response:
     the body uploads it (streamed to disk and hashed off the event loop)."""
     if "model" in request.query:
         return await _upload_image(request)
-    body = await _json(request)
-    return _ok(
+    body = await json_body(request)
+    return ok(
         await _worker(request).call(_plane(request).images.register, body, actor(request)), 201
     )
 
@@ -514,11 +477,11 @@ async def _upload_image(request: web.Request) -> web.Response:
         )
     finally:
         await asyncio.to_thread(tmp.unlink, True)
-    return _ok({"id": row["id"], "sha256": row["sha256"], "size": row["size"]}, 201)
+    return ok({"id": row["id"], "sha256": row["sha256"], "size": row["size"]}, 201)
 
 
 async def get_image(request: web.Request) -> web.Response:
-    return _ok(await _worker(request).call(_plane(request).images.get, request.match_info["id"]))
+    return ok(await _worker(request).call(_plane(request).images.get, request.match_info["id"]))
 
 
 async def delete_image(request: web.Request) -> web.Response:
@@ -531,7 +494,7 @@ async def delete_image(request: web.Request) -> web.Response:
 
 
 async def list_resources(request: web.Request) -> web.Response:
-    return _ok(await _worker(request).call(_plane(request).files.resources))
+    return ok(await _worker(request).call(_plane(request).files.resources))
 
 
 async def _body(request: web.Request, limit: int) -> bytes:
@@ -549,7 +512,7 @@ async def _body(request: web.Request, limit: int) -> bytes:
 async def put_resource(request: web.Request) -> web.Response:
     data = await _body(request, MAX_RESOURCE_BYTES)
     name = request.match_info["name"]
-    return _ok(
+    return ok(
         await _worker(request).call(_plane(request).files.put_resource, name, data, actor(request)),
         201,
     )
@@ -569,14 +532,14 @@ async def delete_resource(request: web.Request) -> web.Response:
 
 
 async def list_device_files(request: web.Request) -> web.Response:
-    return _ok(await _worker(request).call(_plane(request).files.device_files))
+    return ok(await _worker(request).call(_plane(request).files.device_files))
 
 
 async def put_device_file(request: web.Request) -> web.Response:
     data = await request.read()
     name = request.match_info["name"]
     directory = request.query.get("directory", "")
-    return _ok(
+    return ok(
         await _worker(request).call(
             _plane(request).files.put_device_file, name, directory, data, actor(request)
         ),
@@ -601,7 +564,7 @@ async def delete_device_file(request: web.Request) -> web.Response:
 
 async def device_logs(request: web.Request) -> web.Response:
     device = await _worker(request).call(_plane(request).devices.get, request.match_info["mac"])
-    return _ok(await _worker(request).call(_plane(request).files.logs, device["id"]))
+    return ok(await _worker(request).call(_plane(request).files.logs, device["id"]))
 
 
 async def _log_path(request: web.Request) -> Path:
@@ -636,14 +599,14 @@ async def get_device_password(request: web.Request) -> web.Response:
     if not principal_of(request).can_write:
         raise ApiError(403, "read_only", "the phones' admin password is shown to admin tokens")
     password = await _worker(request).call(_plane(request).tenancy.device_admin_password)
-    return _ok({"user": "Polycom", "password": password})
+    return ok({"user": "Polycom", "password": password})
 
 
 async def rotate_device_password(request: web.Request) -> web.Response:
     password = await _worker(request).call(
         _plane(request).tenancy.rotate_device_admin_password, actor(request)
     )
-    return _ok({"user": "Polycom", "password": password})
+    return ok({"user": "Polycom", "password": password})
 
 
 # -- the table -----------------------------------------------------------------

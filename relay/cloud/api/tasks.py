@@ -19,7 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from relay.cloud.api.auth import WORKER, actor, relay_of
-from relay.cloud.api.errors import ApiError
+from relay.cloud.api.bodies import int_query, json_body, ok
 from relay.cloud.api.openapi import STR, STR_LIST, TASK_TARGETS, Route, Schema, obj, ref
 from relay.cloud.controlplane import CloudWorker
 from relay.logs import event
@@ -62,59 +62,35 @@ def _worker(request: web.Request) -> CloudWorker:
     return request.app[WORKER]
 
 
-async def _object(request: web.Request) -> dict[str, Any]:
-    """A JSON object body (size is bounded by the app's client_max_size)."""
-    try:
-        value = await request.json() if request.can_read_body else None
-    except ValueError as exc:
-        raise ApiError(400, "invalid_json", f"body is not valid JSON: {exc}", "body") from exc
-    if not isinstance(value, dict):
-        raise ApiError(400, "invalid_json", "body must be an object", "body")
-    return value
-
-
-def _number(request: web.Request, name: str, default: int, high: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or int(raw) > high:
-        raise ApiError(400, "invalid_query", f"{name} must be a number 0-{high}", name)
-    return int(raw)
-
-
-def _ok(value: Any, status: int = 200) -> web.Response:
-    return web.json_response(value, status=status)
-
-
 # -- tasks ---------------------------------------------------------------------
 
 
 async def create_task(request: web.Request) -> web.Response:
-    body = await _object(request)
+    body = await json_body(request)
     worker = _worker(request)
     out = await worker.call(worker.plane.tasks.create, body, actor(request))
     request.app[JOB_SIGNAL].notify()
-    return _ok(out, 201)
+    return ok(out, 201)
 
 
 async def list_tasks(request: web.Request) -> web.Response:
     worker = _worker(request)
     q = request.query
-    return _ok(await worker.call(worker.plane.tasks.listing, q.get("status"), q.get("type")))
+    return ok(await worker.call(worker.plane.tasks.listing, q.get("status"), q.get("type")))
 
 
 async def get_task(request: web.Request) -> web.Response:
     worker = _worker(request)
-    return _ok(await worker.call(worker.plane.tasks.get, request.match_info["id"]))
+    return ok(await worker.call(worker.plane.tasks.get, request.match_info["id"]))
 
 
 async def patch_task(request: web.Request) -> web.Response:
-    body = await _object(request)
+    body = await json_body(request)
     worker = _worker(request)
     task_id = request.match_info["id"]
     out = await worker.call(worker.plane.tasks.update, task_id, body, actor(request))
     request.app[JOB_SIGNAL].notify()
-    return _ok(out)
+    return ok(out)
 
 
 async def delete_task(request: web.Request) -> web.Response:
@@ -150,7 +126,7 @@ async def with_offer(
     out = await worker.call(work)
     if out.get("task_id"):
         request.app[JOB_SIGNAL].notify()
-    return _ok(out)
+    return ok(out)
 
 
 APPLY_QUERY = (
@@ -174,8 +150,8 @@ OFFER: dict[str, Schema] = {
 async def agent_jobs(request: web.Request) -> web.Response:
     """docs/agent-link.md "Jobs": `after` acknowledges; jobs above it come until it does."""
     relay_id = relay_of(request)
-    after = _number(request, "after", 0, MAX_SEQ)
-    wait = _number(request, "wait", DEFAULT_WAIT, MAX_WAIT)
+    after = int_query(request, "after", 0, 0, MAX_SEQ)
+    wait = int_query(request, "wait", DEFAULT_WAIT, 0, MAX_WAIT)
     worker = _worker(request)
     signal = request.app[JOB_SIGNAL]
     loop = asyncio.get_running_loop()
@@ -185,7 +161,7 @@ async def agent_jobs(request: web.Request) -> web.Response:
         jobs = await worker.call(worker.plane.tasks.jobs_for, relay_id, after, MAX_JOBS)
         remaining = deadline - loop.time()
         if jobs or remaining <= 0 or signal.closing:
-            return _ok(JobBatch(tuple(jobs)).to_wire())
+            return ok(JobBatch(tuple(jobs)).to_wire())
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(remaining):
                 await wake.wait()
