@@ -7,6 +7,8 @@ import base64
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from management_agent.actions import NO_REST, PNG_SIGNATURE, execute
 from management_agent.phone_client import PhoneClient
 from management_agent.sip_notify import SipNotifier
@@ -260,3 +262,22 @@ async def test_offline_phone_is_a_failure_not_an_exception(
     result = await run(lab, client_for(lab.rest_port), sip_notifier, phone, "reboot")
     assert result.result == "failure"
     assert result.reason.startswith("device offline: ")
+
+
+@pytest.mark.parametrize(
+    ("scope", "path"),
+    [
+        ("web", "/api/v1/mgmt/configReset/web"),
+        ("local", "/api/v1/mgmt/configReset/local"),
+        ("device", "/api/v1/mgmt/configReset/device"),
+        ("all", "/api/v1/mgmt/configReset"),
+        ("factory", "/api/v1/mgmt/factoryReset"),
+    ],
+)
+async def test_each_reset_option_calls_its_own_phone_endpoint(
+    lab: Lab, client_for: Client, sip_notifier: SipNotifier, scope: str, path: str
+) -> None:
+    phone = await lab.phone()
+    result = await run(lab, client_for(lab.rest_port), sip_notifier, phone, "reset", scope=scope)
+    assert result.result == "success", result.reason
+    assert [r.path for r in phone.rest_requests if r.status == "2000"][-1] == path
