@@ -113,7 +113,7 @@ async def _answer(response: aiohttp.ClientResponse) -> Any:
     body = b"".join(chunks)
     try:
         return json.loads(body or b"null")
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise LinkDown(f"the cloud's answer to {response.url.path} is not JSON") from exc
 
 

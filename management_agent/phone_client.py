@@ -120,7 +120,7 @@ def rest_data(http: int, payload: bytes) -> object:
         )
     try:
         document = json.loads(payload)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         document = None
     status = _status_of(document)
     if status is None:
@@ -163,7 +163,7 @@ def _busy(http: int, payload: bytes, rest: bool) -> str | None:
         return None
     try:
         status = _status_of(json.loads(payload))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
         status = None
     if status == BUSY:
         return status_reason(BUSY)
