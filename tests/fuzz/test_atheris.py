@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 HARNESS = Path(__file__).with_name("atheris_targets.py")
-RUNS = 30_000
+RUNS = 20_000
 SEEDS = {
     "csv": [
         b"mac_address, endpoint_name, endpoint_group, reg.1.address\n"
@@ -20,6 +20,22 @@ SEEDS = {
         b'<?xml version="1.0"?>\n<polycomConfig><device device.set="1" '
         b'device.prov.serverName="relay.example"/><reg reg.1.address="1001"/></polycomConfig>',
         b'<PHONE_CONFIG><ALL voIpProt.server.1.address="sip.example"/></PHONE_CONFIG>',
+    ],
+    "sip": [
+        b"NOTIFY sip:127.20.0.5:5060 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKx\r\n"
+        b"From: <sip:relay@127.0.0.1>;tag=1\r\nTo: <sip:127.20.0.5>\r\nCall-ID: a@b\r\n"
+        b"CSeq: 1 NOTIFY\r\nEvent: check-sync\r\nContent-Length: 0\r\n\r\n",
+    ],
+    "agent_link": [
+        b'{"jobs": [{"seq": 1, "task_id": "t", "type": "reboot", "options": {}, "device": '
+        b'{"mac": "0004f2000001", "address": "127.20.0.1", "rest": true, "password": "p"}}]}',
+        b'{"reports": [{"seq": 1, "kind": "status", "body": {"device": "0004f2000001", '
+        b'"online": true, "checked": 1.0, '
+        b'"lines": [{"number": 1, "registration": "registered"}]}}]}',
+    ],
+    "phone_answer": [
+        b'{"Status": "2000", "data": {"UpTime": "12", "Firmware": "6.4.3"}}',
+        b'{"Status": "4010"}',
     ],
     "subnets": [
         b'{"public-subnet-list": [{"ip-address": "20.1.0.0", "mask-length": "16", '
