@@ -337,7 +337,7 @@ class Tasks:
         return queued
 
     def _close_if_finished(self, task_id: str, now: float) -> None:
-        if not self.store.open_job_count(task_id):
+        if not self.store.has_open_jobs(task_id):
             self.store.update_task(task_id, {"status": "done", "finished": now})
 
     def jobs_for(self, relay_id: str, after: int, limit: int = MAX_JOBS) -> list[Job]:

@@ -232,11 +232,16 @@ class PhoneService:
             return web.Response(status=413, text=f"limit is {limit} bytes\n")
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.content.iter_chunked(CHUNK):
-            size += len(chunk)
-            if size > limit:
-                return web.Response(status=413, text=f"limit is {limit} bytes\n")
-            chunks.append(chunk)
+        try:
+            async for chunk in request.content.iter_chunked(CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    return web.Response(status=413, text=f"limit is {limit} bytes\n")
+                chunks.append(chunk)
+        except ConnectionResetError:
+            # A phone that reboots mid-upload: nothing is stored, it uploads again later.
+            event(log, "upload_dropped", mac=path.mac, file=path.name, received=size)
+            return web.Response(status=400)
         data = b"".join(chunks)
         agent, text = self._agent(request)
         public_ip, private_ip = self._addresses(request)

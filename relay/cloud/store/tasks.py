@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS task_jobs (
     updated REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS task_jobs_task ON task_jobs(task_id, seq);
+CREATE INDEX IF NOT EXISTS task_jobs_task_state ON task_jobs(task_id, state);
 CREATE INDEX IF NOT EXISTS task_jobs_relay ON task_jobs(relay_id, state, seq);
 CREATE INDEX IF NOT EXISTS task_jobs_open ON task_jobs(relay_id) WHERE state != 'done';
 """
@@ -148,11 +149,16 @@ class TaskQueries:
     def task_jobs(self, task_id: str) -> list[Row]:
         return self._rows("SELECT * FROM task_jobs WHERE task_id = ? ORDER BY seq", (task_id,))
 
-    def open_job_count(self, task_id: str) -> int:
-        return int(
-            self._scalar(
-                "SELECT count(*) FROM task_jobs WHERE task_id = ? AND state != 'done'", (task_id,)
+    def has_open_jobs(self, task_id: str) -> bool:
+        """Asked after every result: an index probe, not a scan of the task's jobs
+        (a count here made a 10,000-phone task quadratic)."""
+        return (
+            self._one(
+                "SELECT 1 AS open FROM task_jobs INDEXED BY task_jobs_task_state "
+                "WHERE task_id = ? AND state IN ('queued', 'delivered') LIMIT 1",
+                (task_id,),
             )
+            is not None
         )
 
     def job(self, seq: int) -> Row | None:
