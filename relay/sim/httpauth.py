@@ -5,6 +5,8 @@ simulator picks one per model so both paths get exercised. Digest follows
 RFC 7616 with MD5 and qop=auth, which is what the phones offer and what
 curl and aiohttp speak; nonces are random per challenge, remembered for a
 while, and the nonce count must grow (a replayed header is refused).
+The header syntax and the response hash are the agent's too, in
+`relay.proto.http.digest`, so the simulator checks what the agent computes.
 """
 
 from __future__ import annotations
@@ -17,13 +19,14 @@ import re
 import secrets
 from collections import OrderedDict
 
+from relay.proto.http import digest
+
 USER = "Polycom"
 REALM = "Polycom"
 MAX_NONCES = 256
 # Models without the REST API (SoundPoint IP / SoundStation IP run UC Software 4.x).
 _NO_REST_PREFIXES = ("SPIP", "SSIP")
 _BASIC_RE = re.compile(r"VVX[1-4][0-9]{2}")
-_PARAM_RE = re.compile(r'\s*([A-Za-z0-9_-]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*(?:,|$)')
 
 
 def auth_scheme_for(model: str) -> str | None:
@@ -91,9 +94,18 @@ class DigestVerifier:
         cnonce = params.get("cnonce", "")
         if not cnonce or count <= self._nonces[nonce]:
             return False
-        ha1 = _md5(f"{USER}:{REALM}:{password}")
-        ha2 = _md5(f"{method}:{uri}")
-        expected = _md5(f"{ha1}:{nonce}:{params['nc']}:{cnonce}:auth:{ha2}")
+        expected = digest.response(
+            algorithm="MD5",
+            username=USER,
+            realm=REALM,
+            password=password,
+            method=method,
+            uri=uri,
+            nonce=nonce,
+            nc=params["nc"],
+            cnonce=cnonce,
+            qop="auth",
+        )
         if not _same(params.get("response", "").lower(), expected):
             return False
         self._nonces[nonce] = count
@@ -101,22 +113,11 @@ class DigestVerifier:
 
 
 def parse_params(text: str) -> dict[str, str] | None:
-    """`a="x", b=y` auth parameters; None when the text is not that shape."""
-    params: dict[str, str] = {}
-    position = 0
-    text = text.strip()
-    while position < len(text):
-        match = _PARAM_RE.match(text, position)
-        if match is None or match.end() == position:
-            return None
-        value = match[2] if match[2] is not None else match[3]
-        params[match[1].lower()] = re.sub(r"\\(.)", r"\1", value)
-        position = match.end()
-    return params
-
-
-def _md5(text: str) -> str:
-    return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()
+    """`a="x", b=y` auth parameters (the last of a repeated name wins); None when not that shape."""
+    try:
+        return dict(digest.parse_params(text))
+    except digest.DigestError:
+        return None
 
 
 def _same(given: str, expected: str) -> bool:
