@@ -1438,11 +1438,11 @@ def run(scale: Scale, args: argparse.Namespace) -> Report:
     return report
 
 
-def print_profiles(out_dir: Path, report: Report) -> None:
-    print(f"\n-- py-spy hot spots of relay up (raw profiles in {out_dir})")
+def print_profiles(out_dir: Path, report: Report, what: str = "relay up", top: int = 12) -> None:
+    print(f"\n-- py-spy hot spots of {what} (raw profiles in {out_dir})")
     spots: dict[str, list[tuple[str, float, float]]] = {}
     for raw in sorted(out_dir.glob("*.txt")):
-        spots[raw.stem] = hot_spots(raw)
+        spots[raw.stem] = hot_spots(raw, top)
         share = gil_share(raw)
         held = "" if share is None else f"; the GIL was held {share:.0%} of the time"
         print(f"\n  {raw.stem}: self % / inclusive % of GIL-holding samples{held}")
