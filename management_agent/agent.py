@@ -252,12 +252,12 @@ class Agent:
                 await self._write_status()
 
     async def _execute_jobs(self, phones: PhoneClient, sip: SipNotifier) -> None:
+        started = 0  # jobs arrive in increasing seq: each look reads only the new ones
         while True:
             await self._jobs_ready.wait()
             self._jobs_ready.clear()
-            for job in await self._db(self.store.pending_jobs):
-                if job.seq in self._running:
-                    continue
+            for job in await self._db(self.store.pending_jobs, started):
+                started = job.seq
                 # Jobs for one phone run in the order the cloud numbered them.
                 order = self._phone_order.setdefault(job.device.mac, asyncio.Lock())
                 task = asyncio.create_task(self._run_job(job, order, phones, sip))

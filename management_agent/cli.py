@@ -1,7 +1,7 @@
 """`relay agent ...`: register a standalone management agent, run it, show its state.
 
 relay agent register --cloud URL --tenant T --pin P [--data-dir DIR] [--ca-cert FILE]
-relay agent run [--data-dir DIR] [--phone-port N] [--sip-port N] [--heartbeat-seconds S]
+relay agent run [--data-dir DIR] [--phone-port N] [--sip-port N] [--concurrency N]
 relay agent status [--data-dir DIR] [--json]
 
 The agent keeps its files in `<data-dir>/agent/` (credential 0600, queues,
@@ -58,6 +58,9 @@ def add_parser(subparsers: Any) -> None:
     run.add_argument("--ca-cert", type=Path, help="CA certificate of an https cloud")
     run.add_argument("--phone-port", type=int, default=443, help="phones' REST API port")
     run.add_argument("--sip-port", type=int, default=5060, help="phones' SIP port")
+    run.add_argument(
+        "--concurrency", type=int, default=32, help="phones talked to at once (default 32)"
+    )
     run.add_argument("--heartbeat-seconds", type=float, help="override the cloud's interval")
     run.add_argument("--monitor-seconds", type=float, help="override the cloud's interval")
     status = sub.add_parser("status", help="the link, last heartbeat and queue sizes")
@@ -134,6 +137,7 @@ def _run(args: argparse.Namespace) -> int:
         data_dir=directory,
         phone_port=args.phone_port,
         sip_port=args.sip_port,
+        concurrency=args.concurrency,
         heartbeat_seconds=args.heartbeat_seconds,
         monitor_seconds=args.monitor_seconds,
         cloud_ca=args.ca_cert,

@@ -106,11 +106,11 @@ class AgentStore:
             )
         return cursor
 
-    def pending_jobs(self) -> list[Job]:
-        """Jobs not yet started, oldest first."""
+    def pending_jobs(self, after: int = 0) -> list[Job]:
+        """Jobs not yet started numbered above `after`, oldest first."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT job FROM inbox WHERE state = 'pending' ORDER BY seq"
+                "SELECT job FROM inbox WHERE state = 'pending' AND seq > ? ORDER BY seq", (after,)
             ).fetchall()
         return [Job.from_wire(json.loads(r[0])) for r in rows]
 

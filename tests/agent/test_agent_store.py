@@ -111,3 +111,8 @@ def test_reports_survive_a_restart(tmp_path: Path) -> None:
         assert len(second.reports(10)) == 1
     finally:
         second.close()
+
+
+def test_pending_jobs_after_a_number_are_only_the_newer_ones(store: AgentStore) -> None:
+    store.store_jobs([job(1), job(2), job(3)], 1.0)
+    assert [j.seq for j in store.pending_jobs(2)] == [3]
