@@ -284,8 +284,9 @@ class Agent:
             )
             self.state["jobs_done"] += 1
             self._reports_ready.set()
-            self._watch.setdefault(job.device.mac, job.device)
-            self._monitor_now.set()
+            if not _restarts(job):
+                self._watch.setdefault(job.device.mac, job.device)
+                self._monitor_now.set()
         finally:
             self._running.pop(job.seq, None)
 
@@ -354,6 +355,14 @@ class Agent:
         state["written"] = self._clock()
         path = self.settings.data_dir / STATUS_FILE
         await self._db(_write_json, path, state)
+
+
+def _restarts(job: Job) -> bool:
+    """A phone told to restart is offline for a while: polling it right after would
+    only report it offline. Its next provisioning contact shows it online again."""
+    return job.type in ("reboot", "reset") or (
+        job.type == "check_sync" and bool(job.options.get("reboot"))
+    )
 
 
 def _write_json(path: Path, value: dict[str, Any]) -> None:
