@@ -10,6 +10,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Callable
+from ipaddress import IPv4Address, IPv4Network
 
 import atheris
 
@@ -18,8 +19,15 @@ with atheris.instrument_imports():
     from relay.cloud.rules.errors import RuleError
     from relay.cloud.rules.sites_csv import parse_subnets_json
     from relay.proto.csv.table import CsvError, read_table
+    from relay.proto.dhcp.inform import InformResponder
+    from relay.proto.dhcp.leases import LeaseConfig, LeaseTable, Pool
+    from relay.proto.dhcp.options import BootOptions
+    from relay.proto.dhcp.packet import DhcpError, build, parse
     from relay.proto.polycom.cfgfile import ConfigFileError, parse_config
     from relay.proto.sip.message import SipError, parse_message
+    from relay.proto.tftp.names import screen
+    from relay.proto.tftp.packet import Request, TftpError, parse_packet
+    from relay.proto.tftp.session import BytesSource, ReadSession, SessionConfig
     from relay.sync.messages import JobBatch, ReportBatch, SyncError
 
 
@@ -43,6 +51,36 @@ def fuzz_sip(data: bytes) -> None:
         parse_message(data)
 
 
+_DHCP_BOOT = BootOptions(option66="relay.example", vlan_id=10, vlan_options=(128,))
+_DHCP_CONFIG = LeaseConfig(
+    IPv4Address("10.0.0.1"),
+    (
+        Pool(
+            IPv4Network("10.0.0.0/24"),
+            IPv4Address("10.0.0.100"),
+            IPv4Address("10.0.0.103"),
+            boot=_DHCP_BOOT,
+        ),
+    ),
+)
+_DHCP_TABLE = LeaseTable(_DHCP_CONFIG)
+_DHCP_INFORM = InformResponder(IPv4Address("10.0.0.1"), _DHCP_BOOT)
+_DHCP_CLOCK = [1_700_000_000.0]
+
+
+def fuzz_dhcp(data: bytes) -> None:
+    """Parse, then serve the packet: one table across runs, so state builds up as in a flood."""
+    _DHCP_CLOCK[0] += 1
+    with contextlib.suppress(DhcpError):
+        packet = parse(data)
+        for reply in (
+            _DHCP_TABLE.handle(packet, _DHCP_CLOCK[0]).reply,
+            _DHCP_INFORM.handle(packet),
+        ):
+            if reply is not None:
+                build(reply.packet)
+
+
 def fuzz_agent_link(data: bytes) -> None:
     try:
         value = json.loads(data)
@@ -58,13 +96,27 @@ def fuzz_phone_answer(data: bytes) -> None:
         rest_data(200, data)
 
 
+def fuzz_tftp(data: bytes) -> None:
+    """A datagram as a request (screened, then a session started) and as a client packet."""
+    with contextlib.suppress(TftpError):
+        packet = parse_packet(data)
+        if isinstance(packet, Request):
+            screen(packet)
+            session = ReadSession(packet, BytesSource(bytes(3000)), SessionConfig())
+            session.start(0.0)
+            session.on_datagram(data, 1.0)
+            session.on_timer(5.0)
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "csv": fuzz_csv,
     "cfg": fuzz_cfg,
     "subnets": fuzz_subnets,
     "sip": fuzz_sip,
+    "dhcp": fuzz_dhcp,
     "agent_link": fuzz_agent_link,
     "phone_answer": fuzz_phone_answer,
+    "tftp": fuzz_tftp,
 }
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 HARNESS = Path(__file__).with_name("atheris_targets.py")
-RUNS = 20_000
+RUNS = 10_000
 SEEDS = {
     "csv": [
         b"mac_address, endpoint_name, endpoint_group, reg.1.address\n"
@@ -26,6 +26,23 @@ SEEDS = {
         b"From: <sip:relay@127.0.0.1>;tag=1\r\nTo: <sip:127.20.0.5>\r\nCall-ID: a@b\r\n"
         b"CSeq: 1 NOTIFY\r\nEvent: check-sync\r\nContent-Length: 0\r\n\r\n",
     ],
+    "dhcp": [
+        # A phone's DISCOVER (53=1, 55, option 60 with enterprise 13885) and a relayed
+        # REQUEST with option 82: the 240-byte header, cookie, options, END.
+        b"\x01\x01\x06\x00\x00\x00\x00\x07"
+        + bytes(20)
+        + bytes.fromhex("0004f2a1b2c3")
+        + bytes(202)
+        + b"\x63\x82\x53\x63\x35\x01\x01\x37\x04\x01\x03\x42\xa0"
+        + b"\x3c\x08\x00\x00\x36\x3d\x03\x01\x01x\xff",
+        b"\x01\x01\x06\x01\x00\x00\x00\x08"
+        + bytes(16)
+        + b"\x0a\x00\x00\x02"
+        + bytes.fromhex("0004f2a1b2c4")
+        + bytes(202)
+        + b"\x63\x82\x53\x63\x35\x01\x03\x32\x04\x0a\x00\x00\x64"
+        + b"\x36\x04\x0a\x00\x00\x01\x52\x04\x01\x02p1\xff",
+    ],
     "agent_link": [
         b'{"jobs": [{"seq": 1, "task_id": "t", "type": "reboot", "options": {}, "device": '
         b'{"mac": "0004f2000001", "address": "127.20.0.1", "rest": true, "password": "p"}}]}',
@@ -36,6 +53,13 @@ SEEDS = {
     "phone_answer": [
         b'{"Status": "2000", "data": {"UpTime": "12", "Firmware": "6.4.3"}}',
         b'{"Status": "4010"}',
+    ],
+    "tftp": [
+        b"\x00\x01000000000000.cfg\x00octet\x00blksize\x0065536\x00tsize\x000\x00"
+        b"windowsize\x008\x00timeout\x003\x00",
+        b"\x00\x02../etc/passwd\x00netascii\x00",
+        b"\x00\x04\xff\xff",
+        b"\x00\x05\x00\x08refused\x00",
     ],
     "subnets": [
         b'{"public-subnet-list": [{"ip-address": "20.1.0.0", "mask-length": "16", '

@@ -1,0 +1,1 @@
+"""Phone-facing services: thin asyncio adapters around the pure cores of relay.proto."""

@@ -1,0 +1,1 @@
+"""Phone-facing services over real loopback sockets."""
