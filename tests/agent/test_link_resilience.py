@@ -104,6 +104,11 @@ async def _task_done(appliance: Appliance, task_id: str, seconds: float) -> dict
             await asyncio.sleep(0.2)
 
 
+# Phones re-provision right after their check-sync, so the appliance stops while some
+# are in their TLS handshake with it; Python 3.11's asyncio servers do not track such
+# connections (Server.close_clients arrives in 3.13), and the garbage collector closes
+# them with a ResourceWarning. The fd-leak fixture still checks that none outlives the test.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 async def test_a_task_survives_a_cloud_restart_and_runs_once_per_phone(
     appliance: Appliance, tmp_path: Path
 ) -> None:
