@@ -225,3 +225,14 @@ def test_jobs_of_a_deleted_relay_fail_so_the_task_finishes(plane: ControlPlane) 
     plane.tasks.tick(START)
     done = plane.tasks.get(out["id"])
     assert (done["status"], done["failure"]) == ("done", 2)
+
+
+def test_only_the_relays_given_jobs_are_woken(plane: ControlPlane, clock: Clock) -> None:
+    relay_id = relay(plane)
+    plane.tasks.take_woken()
+    at = dt.datetime.fromtimestamp(START + 60, dt.UTC).isoformat()
+    task(plane, when=at)
+    assert plane.tasks.take_woken() == frozenset()
+    plane.tasks.tick(START + 60)
+    assert plane.tasks.take_woken() == {relay_id}
+    assert plane.tasks.take_woken() == frozenset()

@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -26,6 +26,7 @@ from relay.logs import event
 from relay.sync.messages import MAX_JOBS, TASK_TYPES, JobBatch
 
 log = logging.getLogger("cloud.tasks")
+T = TypeVar("T")
 
 API = "/api/v1"
 TICK_SECONDS = 1.0
@@ -35,24 +36,26 @@ MAX_SEQ = 2**63 - 1
 
 
 class JobSignal:
-    """Wakes every waiting long-poll; each then looks for its own relay's jobs."""
+    """Wakes the waiting long-polls of the relays that were just given jobs."""
 
     def __init__(self) -> None:
-        self._event = asyncio.Event()
+        self._events: dict[str, asyncio.Event] = {}
         self.closing = False
 
-    def current(self) -> asyncio.Event:
+    def current(self, relay_id: str) -> asyncio.Event:
         """Take this before looking for jobs, so a wake-up during the look is not lost."""
-        return self._event
+        return self._events.setdefault(relay_id, asyncio.Event())
 
-    def notify(self) -> None:
-        self._event.set()
-        self._event = asyncio.Event()
+    def notify(self, relay_ids: Iterable[str]) -> None:
+        for relay_id in relay_ids:
+            waiting = self._events.pop(relay_id, None)
+            if waiting is not None:
+                waiting.set()
 
     def close(self) -> None:
         """Shutdown: answer the waiting polls now rather than hold the server open."""
         self.closing = True
-        self.notify()
+        self.notify(list(self._events))
 
 
 JOB_SIGNAL = web.AppKey("job_signal", JobSignal)
@@ -62,15 +65,25 @@ def _worker(request: web.Request) -> CloudWorker:
     return request.app[WORKER]
 
 
+async def _waking(request: web.Request, change: Callable[[], T]) -> T:
+    """Run a change that may queue jobs on the worker, then wake the relays given some."""
+    worker = _worker(request)
+
+    def work() -> tuple[T, frozenset[str]]:
+        return change(), worker.plane.tasks.take_woken()
+
+    out, woken = await worker.call(work)
+    request.app[JOB_SIGNAL].notify(woken)
+    return out
+
+
 # -- tasks ---------------------------------------------------------------------
 
 
 async def create_task(request: web.Request) -> web.Response:
     body = await json_body(request)
-    worker = _worker(request)
-    out = await worker.call(worker.plane.tasks.create, body, actor(request))
-    request.app[JOB_SIGNAL].notify()
-    return ok(out, 201)
+    tasks, who = _worker(request).plane.tasks, actor(request)
+    return ok(await _waking(request, lambda: tasks.create(body, who)), 201)
 
 
 async def list_tasks(request: web.Request) -> web.Response:
@@ -86,11 +99,8 @@ async def get_task(request: web.Request) -> web.Response:
 
 async def patch_task(request: web.Request) -> web.Response:
     body = await json_body(request)
-    worker = _worker(request)
-    task_id = request.match_info["id"]
-    out = await worker.call(worker.plane.tasks.update, task_id, body, actor(request))
-    request.app[JOB_SIGNAL].notify()
-    return ok(out)
+    tasks, who, task_id = _worker(request).plane.tasks, actor(request), request.match_info["id"]
+    return ok(await _waking(request, lambda: tasks.update(task_id, body, who)))
 
 
 async def delete_task(request: web.Request) -> web.Response:
@@ -123,10 +133,7 @@ async def with_offer(
         out, devices = change()
         return {**out, **tasks.offer(devices, apply, who)}
 
-    out = await worker.call(work)
-    if out.get("task_id"):
-        request.app[JOB_SIGNAL].notify()
-    return ok(out)
+    return ok(await _waking(request, work))
 
 
 APPLY_QUERY = (
@@ -157,7 +164,7 @@ async def agent_jobs(request: web.Request) -> web.Response:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     while True:
-        wake = signal.current()
+        wake = signal.current(relay_id)
         jobs = await worker.call(worker.plane.tasks.jobs_for, relay_id, after, MAX_JOBS)
         remaining = deadline - loop.time()
         if jobs or remaining <= 0 or signal.closing:
@@ -172,15 +179,19 @@ async def agent_jobs(request: web.Request) -> web.Response:
 
 async def _schedule(worker: CloudWorker, signal: JobSignal) -> None:
     plane = worker.plane
+
+    def start_due() -> frozenset[str]:
+        plane.tasks.tick(plane.ctx.now())
+        return plane.tasks.take_woken()
+
     while True:
         try:
-            queued = await worker.call(lambda: plane.tasks.tick(plane.ctx.now()))
+            woken = await worker.call(start_due)
         except Exception:
             event(log, "tick_failed", logging.ERROR)
             log.exception("starting due tasks failed; trying again")
-            queued = 0
-        if queued:
-            signal.notify()
+            woken = frozenset()
+        signal.notify(woken)
         await asyncio.sleep(TICK_SECONDS)
 
 
