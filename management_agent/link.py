@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import aiohttp
 from yarl import URL
 
+from management_agent.bodies import read_capped
 from relay.secretfile import read_secret, write_secret
 from relay.sync.messages import (
     Credential,
@@ -101,16 +102,9 @@ class Identity:
 
 
 async def _answer(response: aiohttp.ClientResponse) -> Any:
-    if (response.content_length or 0) > MAX_ANSWER:
+    body = await read_capped(response, MAX_ANSWER)
+    if body is None:
         raise LinkDown(f"the cloud's answer to {response.url.path} is too large")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.content.iter_any():
-        size += len(chunk)
-        if size > MAX_ANSWER:
-            raise LinkDown(f"the cloud's answer to {response.url.path} is too large")
-        chunks.append(chunk)
-    body = b"".join(chunks)
     try:
         return json.loads(body or b"null")
     except (ValueError, RecursionError) as exc:

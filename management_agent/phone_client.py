@@ -42,6 +42,7 @@ from yarl import URL
 from certs.tls import MINIMUM_VERSION
 from management_agent import digest
 from management_agent.backoff import Backoff
+from management_agent.bodies import read_capped
 from relay.logs import event
 from relay.sync.messages import MAX_DATA_BYTES, Target
 
@@ -486,16 +487,10 @@ def _after_401(auth: _Auth, headers: tuple[str, ...], *, fresh: bool) -> _Auth |
 
 async def _read_at_most(response: aiohttp.ClientResponse, limit: int) -> bytes:
     """The body, refusing more than `limit` bytes before reading them all."""
-    if response.content_length is not None and response.content_length > limit:
+    body = await read_capped(response, limit)
+    if body is None:
         raise PhoneError(f"bad answer from the phone: more than {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.content.iter_chunked(64 * 1024):
-        size += len(chunk)
-        if size > limit:
-            raise PhoneError(f"bad answer from the phone: more than {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return body
 
 
 def _why(exc: BaseException) -> str:
