@@ -23,6 +23,7 @@ from relay.sim.clock import ScaledClock
 from relay.sim.phone import PhoneSpec, SimPhone
 from relay.sim.rest import server_context
 from relay.sync.messages import Target
+from tests.ports import free_port
 from tests.sim.conftest import PASSWORD, USER, ProvServer, config, master
 
 ADMIN_PASSWORD = "Adm1n-pass"
@@ -60,13 +61,6 @@ async def until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("condition not reached in time")
-
-
-def free_port(kind: int = socket.SOCK_STREAM) -> int:
-    """A port nothing listens on at the moment (for refused connections, or to share)."""
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass

@@ -24,14 +24,9 @@ from relay.app import run
 from relay.config import Config
 from relay.sim.fleet import Fleet
 from relay.sync.messages import Registration
+from tests.ports import free_port
 
 PHONES = 4
-
-
-def _free(kind: socket.SocketKind) -> int:
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Appliance:
@@ -80,10 +75,10 @@ class Appliance:
 async def appliance(tmp_path: Path) -> AsyncIterator[Appliance]:
     config = Config(
         data_dir=tmp_path / "relay",
-        api_port=_free(socket.SOCK_STREAM),
-        prov_port=_free(socket.SOCK_STREAM),
-        phone_rest_port=_free(socket.SOCK_STREAM),
-        phone_sip_port=_free(socket.SOCK_DGRAM),
+        api_port=free_port(socket.SOCK_STREAM),
+        prov_port=free_port(socket.SOCK_STREAM),
+        phone_rest_port=free_port(socket.SOCK_STREAM),
+        phone_sip_port=free_port(socket.SOCK_DGRAM),
         heartbeat_seconds=1.0,
     )
     running = Appliance(config)

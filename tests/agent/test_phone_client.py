@@ -14,8 +14,9 @@ import pytest
 from aiohttp import web
 
 from management_agent.phone_client import PhoneClient, PhoneError, phone_ssl_context
+from tests.ports import free_port
 
-from .conftest import ADMIN_PASSWORD, FakePhone, free_port, rest_reply, target, until
+from .conftest import ADMIN_PASSWORD, FakePhone, rest_reply, target, until
 
 Client = Callable[..., PhoneClient]
 BASIC = "Basic " + base64.b64encode(f"Polycom:{ADMIN_PASSWORD}".encode()).decode()

@@ -12,8 +12,9 @@ import pytest
 from management_agent.phone_client import PhoneError
 from management_agent.sip_notify import SipNotifier
 from relay.proto.sip.message import parse_event, parse_message, response_for
+from tests.ports import free_port
 
-from .conftest import Lab, free_port, target
+from .conftest import Lab, target
 
 Reply = Callable[[bytes, int], bytes | None]
 

@@ -48,13 +48,6 @@ def clean_env(home: Path) -> dict[str, str]:
     return env
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class RelayProcess:
     proc: subprocess.Popen[bytes]

@@ -25,16 +25,11 @@ import aiohttp
 from management_agent.store import INTERRUPTED
 from relay.sim.fleet import Fleet
 from tests.e2e.conftest import RelayCli, RelayProcess, run_relay
+from tests.ports import free_port
 
 PHONES = 500
 KILLS = 8
 DONE_TIMEOUT = 120.0
-
-
-def _free(kind: socket.SocketKind) -> int:
-    with socket.socket(socket.AF_INET, kind) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def _api(facts: dict[str, Any], method: str, path: str, body: Any = None) -> Any:
@@ -55,15 +50,15 @@ async def _kill(process: RelayProcess) -> None:
 async def test_kill_9_in_a_loop_loses_no_task_and_no_result_and_runs_nothing_twice(
     relay_cli: RelayCli, tmp_path: Path
 ) -> None:
-    rest_port, sip_port = _free(socket.SOCK_STREAM), _free(socket.SOCK_DGRAM)
+    rest_port, sip_port = free_port(socket.SOCK_STREAM), free_port(socket.SOCK_DGRAM)
     cloud_args = (
         "up",
         "--json",
         "--no-agent",
         "--api-port",
-        str(_free(socket.SOCK_STREAM)),
+        str(free_port(socket.SOCK_STREAM)),
         "--prov-port",
-        str(_free(socket.SOCK_STREAM)),
+        str(free_port(socket.SOCK_STREAM)),
         "--heartbeat-seconds",
         "2",
     )

@@ -15,11 +15,11 @@ import pytest
 from tests.e2e.conftest import (
     RelayCli,
     RelayProcess,
-    free_port,
     http,
     port_is_closed,
     run_relay,
 )
+from tests.ports import free_port
 
 RelayUp = Callable[..., RelayProcess]
 

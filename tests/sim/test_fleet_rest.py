@@ -13,9 +13,10 @@ from relay.demo import run_demo
 from relay.sim.clock import ScaledClock
 from relay.sim.fleet import Fleet, make_specs
 from relay.sim.httpauth import auth_scheme_for
+from tests.ports import free_port
 
 from .conftest import PASSWORD, USER, ProvServer, lab_ca, master
-from .restkit import call, free_port, rest_files, wait_for
+from .restkit import call, rest_files, wait_for
 from .test_fleet import run_cli
 
 
@@ -26,8 +27,8 @@ def fleet_files(prov: ProvServer) -> None:
 
 async def test_every_phone_of_a_fleet_serves_on_the_same_port(prov: ProvServer) -> None:
     fleet_files(prov)
-    rest_port = free_port("127.20.3.1")
-    sip_port = free_port("127.20.3.1", socket.SOCK_DGRAM)
+    rest_port = free_port(host="127.20.3.1")
+    sip_port = free_port(socket.SOCK_DGRAM, host="127.20.3.1")
     fleet = Fleet.build(
         4,
         [prov.url],
@@ -60,7 +61,7 @@ async def test_demo_phones_keep_serving_rest_until_cancelled(tmp_path: Path) -> 
     fleet_files(prov)
     await prov.start(context)
     events: list[dict[str, Any]] = []
-    rest_port = free_port("127.20.0.1")
+    rest_port = free_port(host="127.20.0.1")
     demo = asyncio.create_task(
         run_demo(2, prov.url, USER, PASSWORD, Path(cacert), events.append, rest_port=rest_port)
     )
@@ -106,9 +107,9 @@ async def test_sim_cli_serves_the_ports_it_was_given(prov: ProvServer) -> None:
         "--first-ip",
         "127.20.4.1",
         "--rest-port",
-        str(free_port("127.20.4.1")),
+        str(free_port(host="127.20.4.1")),
         "--sip-port",
-        str(free_port("127.20.4.1", socket.SOCK_DGRAM)),
+        str(free_port(socket.SOCK_DGRAM, host="127.20.4.1")),
         "--hold",
         "0.2",
         "--json",
