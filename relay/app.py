@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from certs.lab import ensure_lab_identity
-from certs.tls import server_context
+from certs.tls import client_context, server_context
 from management_agent.agent import CREDENTIAL_FILE, Agent, AgentSettings
 from management_agent.link import Identity, Revoked, register
 from relay import __version__
@@ -33,6 +33,9 @@ from relay.cloud.controlplane import CloudWorker, ControlPlane
 from relay.cloud.rules.relays import LinkPolicy
 from relay.config import Config
 from relay.demo import run_demo
+from relay.frontend.firmware import ImageDirectory
+from relay.frontend.stack import FrontEnd, FrontEndError, FrontEndPorts
+from relay.frontend.upstream import Upstream
 from relay.logs import event
 from relay.secretfile import read_secret, write_secret
 from relay.sync.messages import Registration
@@ -112,6 +115,11 @@ def _provisioning_account(plane: ControlPlane, path: Path) -> tuple[str | None, 
     return plane.tenancy.tenant()["prov_user"], None
 
 
+def _loopback(host: str) -> str:
+    """How the relay reaches the embedded cloud: the wildcard is not an address to dial."""
+    return "127.0.0.1" if host in ("0.0.0.0", "", "localhost") else host  # noqa: S104
+
+
 def _free_port(host: str, kind: socket.SocketKind) -> int:
     """A port free on `host` now, for simulated phones that all listen on one number."""
     with socket.socket(socket.AF_INET, kind) as probe:
@@ -160,9 +168,10 @@ def _names(config: Config) -> tuple[list[str], list[str]]:
     """DNS names and addresses the lab certificate must cover."""
     names = [socket.gethostname(), socket.getfqdn(), "localhost", *config.tls_names]
     ips = ["127.0.0.1"]
-    if config.host not in ("127.0.0.1", "0.0.0.0", "localhost"):  # noqa: S104
-        ips.append(config.host)
-    return sorted(set(n for n in names if n)), ips
+    for address in (config.host, config.bind):
+        if address not in ("", "127.0.0.1", "0.0.0.0", "localhost"):  # noqa: S104
+            ips.append(address)
+    return sorted(set(n for n in names if n)), sorted(set(ips))
 
 
 async def run(
@@ -208,6 +217,7 @@ async def run(
         )
     demo: asyncio.Task[None] | None = None
     agent: asyncio.Task[None] | None = None
+    front: FrontEnd | None = None
     try:
         port = await _listen(
             runners[0], config.host, config.port(config.api_port), "control plane API"
@@ -232,11 +242,32 @@ async def run(
             concurrency=config.agent_concurrency,
         )
         relay_id = None
+        provisioning = f"https://{config.host}:{prov_port}/"
+        relay_facts: dict[str, str] = {}
         if config.agent:
             relay_identity = await _embedded_identity(worker, api, agent_settings.data_dir)
             relay_id = relay_identity.relay_id
             agent = asyncio.create_task(_run_agent(worker, api, agent_settings, relay_identity))
-        provisioning = f"https://{config.host}:{prov_port}/"
+            upstream = Upstream(
+                f"https://{_loopback(config.host)}:{prov_port}/",
+                relay_identity.relay_id,
+                relay_identity.secret,
+                tls=client_context(identity.ca_cert),
+            )
+            front = FrontEnd(
+                upstream,
+                ImageDirectory(data_dir / "images"),
+                server_context(identity),
+                FrontEndPorts(
+                    config.bind_address,
+                    config.port(config.relay_https_port),
+                    config.port(config.relay_http_port) if config.relay_http else None,
+                ),
+            )
+            try:
+                relay_facts = await front.start()
+            except FrontEndError as exc:
+                raise StartupError(str(exc)) from exc
         facts: dict[str, Any] = {
             "event": "ready",
             "api": api,
@@ -251,6 +282,7 @@ async def run(
             "ca_cert": str(identity.ca_cert),
             "relay_id": relay_id,
             "pin": (await worker.call(plane.relays.pin))["pin"],
+            **relay_facts,
         }
         if config.prov_http:
             http_port = await _listen(
@@ -279,6 +311,8 @@ async def run(
             if background is not None:
                 background.cancel()
                 await asyncio.gather(background, return_exceptions=True)
+        if front is not None:
+            await front.close()
         event(log, "stopping")
         for runner in reversed(runners):
             await runner.cleanup()

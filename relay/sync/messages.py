@@ -36,6 +36,13 @@ DOWNLOAD_AGENT_STATES = ("running", "stopped", "absent")
 # phones.md section 4: config/set takes at most 20 names per request.
 SET_CHUNK = 20
 
+# Relayed provisioning (docs/agent-link.md, "Provisioning through a relay"): a relay
+# forwarding a phone's request proves itself with this header, and says which
+# protocol the phone used.
+RELAY_HEADER = "X-Relay-Authorization"
+TRANSPORT_HEADER = "X-Phone-Transport"
+PHONE_TRANSPORTS = frozenset({"https", "http", "ftp", "ftps", "tftp"})
+
 MAX_TEXT = 1024
 MAX_ADDRESSES = 16
 MAX_JOBS = 500

@@ -201,7 +201,8 @@ async def running_relay(
     data_dir: Path, workdir: Path, binary: str, **overrides: Any
 ) -> AsyncIterator[Relay]:
     """`relay up` in-process (REST API, HTTPS and HTTP provisioning) on free ports."""
-    config = Config(data_dir=data_dir, free_ports=True, prov_http=True, agent=False, **overrides)
+    values: dict[str, Any] = {"prov_http": True, "agent": False, **overrides}
+    config = Config(data_dir=data_dir, free_ports=True, **values)
     make_dir(workdir)
     ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
     stop = asyncio.Event()

@@ -6,20 +6,25 @@ no default account: until one is set, every request is refused with 403 and a
 log line saying how to set it. Failed logins are audited and throttled per
 source address. Paths are classified by relay.proto.polycom.paths, which
 refuses anything outside the served names.
+
+A registered relay in front of the phones (relay.frontend.upstream) proves
+itself with `X-Relay-Authorization: Relay <id>:<secret>`; then, and only then
+(or from a configured `trusted_proxies` address), `X-Forwarded-For` names the
+phone, and the phone's address, not the relay's, is what is throttled and
+audited. A relayed TFTP read carries no account (TFTP has none): the relay's
+credential stands for it, and TFTP is read-only.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import logging
-import os
 import time
 from collections.abc import Callable, Collection
 from ipaddress import IPv4Address
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from aiohttp import web
 
@@ -30,15 +35,20 @@ from relay.cloud.rules.throttle import LoginThrottle
 from relay.logs import event
 from relay.proto.polycom.paths import LOG_SUFFIXES, PathRejected, ProvPath, classify
 from relay.proto.polycom.useragent import UserAgent, UserAgentError, parse_user_agent
+from relay.sync.messages import RELAY_HEADER, TRANSPORT_HEADER
+from relay.webfiles import send_file
 
 log = logging.getLogger("cloud.provisioning")
 
 XML = "application/xml"
-CHUNK = 1024 * 1024
+UPLOAD_CHUNK = 1024 * 1024
 SET_ACCOUNT_HINT = (
     "no provisioning account is set: set one with PATCH /api/v1/tenant "
     '{"provisioning_account": {"user": ..., "password": ...}}'
 )
+
+
+RELAYED = web.RequestKey("relayed", bool)
 
 
 class PhoneService:
@@ -58,7 +68,9 @@ class PhoneService:
         self.clock = clock
 
     async def _audit(self, request: web.Request, op: str, reason: str, **detail: Any) -> None:
-        source = request.remote or "-"
+        source = self._phone_address(request)
+        if request.get(RELAYED):
+            detail["relay_address"] = request.remote
         event(
             log,
             op,
@@ -93,7 +105,8 @@ class PhoneService:
         in X-Forwarded-For which LAN address the phone had; nobody else is believed."""
         source = request.remote
         forwarded = request.headers.get("X-Forwarded-For", "")
-        if source in self.trusted_proxies and forwarded:
+        trusted = request.get(RELAYED, False) or source in self.trusted_proxies
+        if trusted and forwarded:
             candidate = forwarded.split(",")[0].strip()
             try:
                 return source, str(IPv4Address(candidate))
@@ -101,8 +114,35 @@ class PhoneService:
                 return source, None
         return source, None
 
+    def _phone_address(self, request: web.Request) -> str:
+        """Whom to throttle and audit: the phone behind a trusted relay, else the peer."""
+        _public, private = self._addresses(request)
+        return private or request.remote or "-"
+
+    async def _relay(self, request: web.Request) -> web.Response | None:
+        """Check a relay's credential, if it sent one; a wrong one is refused and audited."""
+        header = request.headers.get(RELAY_HEADER)
+        if header is None:
+            return None
+        scheme, _, credential = header.partition(" ")
+        relay_id, _, secret = credential.strip().partition(":")
+        plane = self.worker.plane
+        if (
+            scheme.lower() == "relay"
+            and relay_id
+            and secret
+            and await self.worker.call(plane.relays.authenticate, relay_id, secret)
+        ):
+            request[RELAYED] = True
+            return None
+        await self._audit(request, "auth_failed", "unknown relay or wrong relay secret")
+        return web.Response(status=401, text="unknown relay; register it again\n")
+
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        source = request.remote or "-"
+        refused = await self._relay(request)
+        if refused is not None:
+            return refused
+        source = self._phone_address(request)
         wait = self.throttle.retry_after(source, self.clock())
         if wait > 0:
             return web.Response(
@@ -122,6 +162,11 @@ class PhoneService:
         except PathRejected as exc:
             await self._audit(request, "path_rejected", exc.message)
             return web.Response(status=400, text="bad path\n")
+        if self._relayed_tftp(request):
+            if request.method == "PUT":
+                await self._audit(request, "write_refused", "TFTP is read-only")
+                return web.Response(status=403, text="not writable\n")
+            return await self._get(request, path)
         credentials = self._credentials(request)
         if credentials is None or not await self.worker.call(self.prov.check_account, *credentials):
             delay = self.throttle.failure(source, self.clock())
@@ -141,6 +186,10 @@ class PhoneService:
         if request.method == "PUT":
             return await self._put(request, path)
         return await self._get(request, path)
+
+    def _relayed_tftp(self, request: web.Request) -> bool:
+        """TFTP phones send no account; a registered relay vouches for their reads."""
+        return bool(request.get(RELAYED)) and request.headers.get(TRANSPORT_HEADER) == "tftp"
 
     def _agent(self, request: web.Request) -> tuple[UserAgent | None, str]:
         text = request.headers.get("User-Agent", "")
@@ -164,11 +213,11 @@ class PhoneService:
             if found is None:
                 return _missing(path)
             blob, image = found
-            return await _send_file(request, blob, etag=image["sha256"])
+            return await send_file(request, blob, etag=image["sha256"])
         file = await self.worker.call(self._lookup, path)
         if file is None:
             return _missing(path)
-        return await _send_file(request, file)
+        return await send_file(request, file)
 
     async def _generated(self, request: web.Request, mac: str, kind: str) -> web.StreamResponse:
         agent, text = self._agent(request)
@@ -186,7 +235,7 @@ class PhoneService:
                 "unknown_device",
                 logging.WARNING,
                 mac=mac,
-                source=request.remote,
+                source=self._phone_address(request),
                 reason="auto-add is off; add the device first",
             )
             return web.Response(status=404)
@@ -195,7 +244,7 @@ class PhoneService:
                 log,
                 "provisioned",
                 mac=mac,
-                source=request.remote,
+                source=self._phone_address(request),
                 model=agent.model if agent else None,
                 firmware=agent.firmware if agent else None,
                 stage=agent.stage if agent else None,
@@ -233,7 +282,7 @@ class PhoneService:
         chunks: list[bytes] = []
         size = 0
         try:
-            async for chunk in request.content.iter_chunked(CHUNK):
+            async for chunk in request.content.iter_chunked(UPLOAD_CHUNK):
                 size += len(chunk)
                 if size > limit:
                     return web.Response(status=413, text=f"limit is {limit} bytes\n")
@@ -282,69 +331,6 @@ def _bytes(request: web.Request, data: bytes) -> web.Response:
         content_type=XML,
         headers={"Content-Length": str(len(data))} if request.method == "HEAD" else None,
     )
-
-
-def _range(header: str, size: int) -> tuple[int, int] | None:
-    """One `bytes=a-b` range (the only form phones send); None if absent or unusable."""
-    if not header.startswith("bytes=") or "," in header:
-        return None
-    first, _, last = header[6:].strip().partition("-")
-    try:
-        if first == "":
-            length = int(last)
-            return (max(0, size - length), size - 1) if length > 0 else None
-        start = int(first)
-        end = int(last) if last else size - 1
-    except ValueError:
-        return None
-    if start > end or start >= size:
-        return None
-    return start, min(end, size - 1)
-
-
-async def _send_file(
-    request: web.Request, file: Path, etag: str | None = None
-) -> web.StreamResponse:
-    """Stream a file in large chunks (1 MiB reads off the loop, large TLS writes: the
-    stdlib-loop FileResponse path is several times slower), with Range and ETag."""
-    try:
-        fh = await asyncio.to_thread(file.open, "rb")
-    except FileNotFoundError:
-        return web.Response(status=404)
-    try:
-        return await _stream(request, fh, etag)
-    finally:
-        fh.close()
-
-
-async def _stream(request: web.Request, fh: BinaryIO, etag: str | None) -> web.StreamResponse:
-    size = os.fstat(fh.fileno()).st_size
-    headers = {"Accept-Ranges": "bytes"}
-    if etag is not None:
-        headers["ETag"] = f'"{etag}"'
-        if request.headers.get("If-None-Match") == headers["ETag"]:
-            return web.Response(status=304, headers=headers)
-    span = _range(request.headers.get("Range", ""), size)
-    status, start, end = (206, *span) if span else (200, 0, size - 1)
-    if span:
-        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
-    response = web.StreamResponse(status=status, headers=headers)
-    response.content_type = "application/octet-stream"
-    response.content_length = end - start + 1 if size else 0
-    await response.prepare(request)
-    if request.method == "HEAD" or size == 0:
-        await response.write_eof()
-        return response
-    fh.seek(start)
-    remaining = end - start + 1
-    while remaining > 0:
-        chunk = await asyncio.to_thread(fh.read, min(CHUNK, remaining))
-        if not chunk:
-            break
-        remaining -= len(chunk)
-        await response.write(chunk)
-    await response.write_eof()
-    return response
 
 
 def build_phone_app(service: PhoneService) -> web.Application:
