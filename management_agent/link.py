@@ -35,6 +35,7 @@ M = TypeVar("M")
 
 MAX_ANSWER = 16 * 1024 * 1024
 REQUEST_TIMEOUT = 30.0
+MAX_ETAG = 256
 
 
 class LinkDown(Exception):
@@ -207,6 +208,29 @@ class CloudClient:
 
     async def watchlist(self) -> Watchlist:
         return self._parse(Watchlist.from_wire, await self._call("GET", "devices"))
+
+    async def ztp(self, etag: str | None) -> tuple[str | None, Any] | None:
+        """The tenant's ZTP directory (docs/agent-link.md "ZTP directory"): None while
+        If-None-Match `etag` still holds (304), else the new ETag and the decoded body."""
+        headers = {"If-None-Match": etag} if etag else {}
+        try:
+            async with self._http().get(
+                self._base / "ztp",
+                headers=headers,
+                ssl=self._tls or True,
+                timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT),
+            ) as response:
+                if response.status == 304:
+                    return None
+                value = await _answer(response)
+                if response.status == 401:
+                    raise Revoked(_message(value, "the cloud refused this relay's credential"))
+                if response.status != 200:
+                    raise LinkDown(f"ztp: HTTP {response.status}: {_message(value, '')}")
+                tag = response.headers.get("ETag")
+                return (tag if tag and len(tag) <= MAX_ETAG else None), value
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise LinkDown(f"ztp: cannot reach the cloud: {exc!s}") from exc
 
     @staticmethod
     def _parse(kind: Callable[[object], M], value: object) -> M:

@@ -29,6 +29,7 @@ from relay.cloud.sites import Sites
 from relay.cloud.store.store import Store
 from relay.cloud.tasks import Tasks
 from relay.cloud.tenancy import Tenancy
+from relay.cloud.ztp import Ztp
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -60,6 +61,7 @@ class ControlPlane:
         self.relays = Relays(self.ctx, self.tenancy, link)
         self.monitor = Monitor(self.ctx, self.tenancy, self.relays, link)
         self.tasks = Tasks(self.ctx, self.tenancy, self.relays.places, data_dir / "tasks")
+        self.ztp = Ztp(self.ctx, self.tenancy)
 
     def bootstrap(self) -> str | None:
         """Make a new tenant usable; returns the first admin token if it was just created."""

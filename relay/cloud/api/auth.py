@@ -28,6 +28,8 @@ RELAY_KEY = web.RequestKey("relay", str)
 AGENT_PREFIX = "/api/v1/agent/"
 # Registration is authenticated by the tenant ID and the PIN in its body.
 AGENT_PUBLIC_PATHS = frozenset({"/api/v1/agent/register"})
+# The ZTP partner API takes its own `API-KEY` header, checked by relay.cloud.api.ztp.
+ZTP_PREFIX = "/api/v1/ztp/"
 
 
 async def _audit_failure(request: web.Request, reason: str) -> None:
@@ -65,7 +67,7 @@ async def _relay_auth(request: web.Request, handler: Handler) -> web.StreamRespo
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path in PUBLIC_PATHS:
+    if request.path in PUBLIC_PATHS or request.path.startswith(ZTP_PREFIX):
         return await handler(request)
     if request.path.startswith(AGENT_PREFIX):
         return await _relay_auth(request, handler)

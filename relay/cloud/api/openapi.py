@@ -328,6 +328,12 @@ def build_document(routes: Iterable[Route], notes: Mapping[str, str]) -> Schema:
                     "name": "Authorization",
                     "description": "`Relay <relay_id>:<secret>` (docs/agent-link.md)",
                 },
+                "ztp_key": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "API-KEY",
+                    "description": "the tenant's ZTP partner API key (POST /api/v1/tenant/ztp-key)",
+                },
             },
         },
     }

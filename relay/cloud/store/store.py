@@ -20,7 +20,7 @@ from typing import Any
 import sqlite_utils
 
 from relay.cloud.rules.monitor import CONTACT_WINDOW
-from relay.cloud.store import relays, tasks
+from relay.cloud.store import relays, tasks, ztp
 
 SCHEMA_VERSION = 1
 
@@ -177,7 +177,7 @@ class DeviceListQuery:
     limit: int = 100
 
 
-class Store(relays.RelayQueries, tasks.TaskQueries):
+class Store(relays.RelayQueries, tasks.TaskQueries, ztp.ZtpQueries):
     """The control plane's database."""
 
     def __init__(self, path: Path) -> None:
@@ -192,6 +192,7 @@ class Store(relays.RelayQueries, tasks.TaskQueries):
         conn.executescript(_SCHEMA)
         conn.executescript(relays.SCHEMA)
         conn.executescript(tasks.SCHEMA)
+        conn.executescript(ztp.SCHEMA)
         conn.execute(
             "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
             (str(SCHEMA_VERSION),),
