@@ -18,6 +18,7 @@ with atheris.instrument_imports():
     from management_agent.phone_client import PhoneError, rest_data
     from relay.cloud.rules.errors import RuleError
     from relay.cloud.rules.sites_csv import parse_subnets_json
+    from relay.cloud.rules.ztp import parse_directory
     from relay.proto.csv.table import CsvError, read_table
     from relay.proto.dhcp.inform import InformResponder
     from relay.proto.dhcp.leases import LeaseConfig, LeaseTable, Pool
@@ -108,6 +109,16 @@ def fuzz_tftp(data: bytes) -> None:
             session.on_timer(5.0)
 
 
+def fuzz_ztp(data: bytes) -> None:
+    """The relay's ZTP directory, as the cloud sends it or as it was saved on disk."""
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError):
+        return
+    with contextlib.suppress(RuleError):
+        parse_directory(value)
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "csv": fuzz_csv,
     "cfg": fuzz_cfg,
@@ -117,6 +128,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "agent_link": fuzz_agent_link,
     "phone_answer": fuzz_phone_answer,
     "tftp": fuzz_tftp,
+    "ztp": fuzz_ztp,
 }
 
 if __name__ == "__main__":

@@ -26,6 +26,10 @@ SEEDS = {
         b"From: <sip:relay@127.0.0.1>;tag=1\r\nTo: <sip:127.20.0.5>\r\nCall-ID: a@b\r\n"
         b"CSeq: 1 NOTIFY\r\nEvent: check-sync\r\nContent-Length: 0\r\n\r\n",
     ],
+    "ztp": [
+        b'{"version": 3, "devices": {"0004f2a1b2c3": {"url": "https://relay.example/",'
+        b' "user": "phones", "password": "pw"}}}',
+    ],
     "dhcp": [
         # A phone's DISCOVER (53=1, 55, option 60 with enterprise 13885) and a relayed
         # REQUEST with option 82: the 240-byte header, cookie, options, END.
