@@ -18,6 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -25,6 +26,7 @@ from certs.lab import ensure_lab_identity
 from certs.tls import client_context, server_context
 from management_agent.agent import CREDENTIAL_FILE, Agent, AgentSettings
 from management_agent.link import Identity, Revoked, register
+from management_agent.ztpfeed import ZtpFeed
 from relay import __version__
 from relay.cloud.api.errors import Handler
 from relay.cloud.api.phones import PhoneService, build_phone_app
@@ -33,9 +35,12 @@ from relay.cloud.controlplane import CloudWorker, ControlPlane
 from relay.cloud.rules.relays import LinkPolicy
 from relay.config import Config
 from relay.demo import run_demo
+from relay.frontend.dhcp import DhcpServer
+from relay.frontend.dhcpsetup import start_dhcp
 from relay.frontend.firmware import ImageDirectory
 from relay.frontend.stack import FrontEnd, FrontEndError, FrontEndPorts
 from relay.frontend.upstream import Upstream
+from relay.frontend.ztp import ZtpDirectory, ztp_routes
 from relay.logs import event
 from relay.secretfile import read_secret, write_secret
 from relay.sync.messages import Registration
@@ -113,6 +118,16 @@ def _provisioning_account(plane: ControlPlane, path: Path) -> tuple[str | None, 
     ):
         return user, password
     return plane.tenancy.tenant()["prov_user"], None
+
+
+def _with_account(url: str, user: str | None, password: str | None) -> str:
+    """The boot URL of DHCP options 160/161: the provisioning URL with the tenant's
+    account in it (phones.md section 1), as far as this process knows the account."""
+    if not user:
+        return url
+    scheme, _, rest = url.partition("://")
+    login = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "")
+    return f"{scheme}://{login}@{rest}"
 
 
 def _loopback(host: str) -> str:
@@ -218,6 +233,9 @@ async def run(
     demo: asyncio.Task[None] | None = None
     agent: asyncio.Task[None] | None = None
     front: FrontEnd | None = None
+    dhcp: DhcpServer | None = None
+    ztp_sync: asyncio.Task[None] | None = None
+    ztp_feed: ZtpFeed | None = None
     try:
         port = await _listen(
             runners[0], config.host, config.port(config.api_port), "control plane API"
@@ -248,6 +266,10 @@ async def run(
             relay_identity = await _embedded_identity(worker, api, agent_settings.data_dir)
             relay_id = relay_identity.relay_id
             agent = asyncio.create_task(_run_agent(worker, api, agent_settings, relay_identity))
+            ztp = ZtpDirectory(data_dir / "ztp" / "directory.json")
+            ztp.load()
+            ztp_feed = ZtpFeed(agent_settings.data_dir / CREDENTIAL_FILE, identity.ca_cert)
+            ztp_sync = asyncio.create_task(ztp.run(ztp_feed, config.ztp_sync_seconds))
             upstream = Upstream(
                 f"https://{_loopback(config.host)}:{prov_port}/",
                 relay_identity.relay_id,
@@ -263,11 +285,13 @@ async def run(
                     config.port(config.relay_https_port),
                     config.port(config.relay_http_port) if config.relay_http else None,
                 ),
+                routes=tuple(ztp_routes(ztp)),
             )
             try:
                 relay_facts = await front.start()
             except FrontEndError as exc:
                 raise StartupError(str(exc)) from exc
+            relay_facts["ztp"] = relay_facts["relay_https"] + "ztp/v1"
         facts: dict[str, Any] = {
             "event": "ready",
             "api": api,
@@ -289,13 +313,22 @@ async def run(
                 runners[2], config.host, config.port(config.prov_http_port), "provisioning (HTTP)"
             )
             facts["provisioning_http"] = f"http://{config.host}:{http_port}/"
+        if config.dhcp_interface:
+            boot = relay_facts.get("relay_https", provisioning)
+            dhcp = await start_dhcp(config, _with_account(boot, prov_user, prov_password), data_dir)
+            facts["dhcp"] = {
+                "interface": config.dhcp_interface,
+                "mode": config.dhcp_mode,
+                "pool": config.dhcp_pool or None,
+            }
         event(log, "ready", api=api, provisioning=provisioning, data_dir=str(data_dir))
         emit(facts)
         if config.demo and prov_user and prov_password:
             demo = asyncio.create_task(
                 run_demo(
                     config.demo,
-                    provisioning,
+                    # Through the relay when there is one, as phones on a site would.
+                    relay_facts.get("relay_https", provisioning),
                     prov_user,
                     prov_password,
                     identity.ca_cert,
@@ -307,10 +340,14 @@ async def run(
         await stopped()
     finally:
         # The demo phones and the agent go first: their last requests still reach the API.
-        for background in (demo, agent):
+        for background in (demo, agent, ztp_sync):
             if background is not None:
                 background.cancel()
                 await asyncio.gather(background, return_exceptions=True)
+        if ztp_feed is not None:
+            await ztp_feed.aclose()
+        if dhcp is not None:
+            await dhcp.close()
         if front is not None:
             await front.close()
         event(log, "stopping")

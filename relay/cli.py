@@ -21,6 +21,7 @@ from management_agent import cli as agent_cli
 from relay import __version__
 from relay.app import StartupError, run
 from relay.config import Config, ConfigError, load_config
+from relay.frontend.dhcpsetup import DhcpStartupError
 from relay.logs import setup_logging
 from relay.sim import cli as sim_cli
 
@@ -48,6 +49,14 @@ def _parser() -> argparse.ArgumentParser:
         "--prov-http", action="store_true", help="also serve phone provisioning over plain HTTP"
     )
     up.add_argument("--prov-http-port", type=int, help="plain HTTP port (default 8481)")
+    up.add_argument(
+        "--bind", help="address the relay's phone-facing listeners use (default: --host)"
+    )
+    up.add_argument("--relay-https-port", type=int, help="relay HTTPS for phones (default 9443)")
+    up.add_argument("--relay-http", action="store_true", help="relay plain HTTP for phones too")
+    up.add_argument("--relay-http-port", type=int, help="relay plain HTTP port (default 9480)")
+    up.add_argument("--relay-ftp-port", type=int, help="relay FTP/FTPS port (default 2121)")
+    up.add_argument("--relay-tftp-port", type=int, help="relay TFTP port (default 6969)")
     up.add_argument(
         "--trusted-proxy",
         action="append",
@@ -83,6 +92,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="also start N simulated phones and show them being provisioned",
     )
+    _dhcp_flags(up)
     token = sub.add_parser("token", help="manage API tokens offline")
     token_sub = token.add_subparsers(dest="action", required=True)
     create = token_sub.add_parser("create", help="create an API token and print it once")
@@ -93,6 +103,40 @@ def _parser() -> argparse.ArgumentParser:
     agent_cli.add_parser(sub)
     sub.add_parser("version", help="print the version")
     return parser
+
+
+def _dhcp_flags(up: argparse.ArgumentParser) -> None:
+    """The DHCP server's flags (README "DHCP"); each is also a `dhcp_*` configuration key."""
+    dhcp = up.add_argument_group("DHCP server (off unless --dhcp-interface is given)")
+    dhcp.add_argument("--dhcp-interface", metavar="IFACE", help="serve DHCP on this interface")
+    dhcp.add_argument(
+        "--dhcp-mode",
+        choices=("lease", "inform"),
+        help="lease: hand out addresses; inform: answer phones' DHCPINFORM only",
+    )
+    dhcp.add_argument("--dhcp-pool", metavar="FIRST-LAST", help="dynamic address range")
+    dhcp.add_argument("--dhcp-subnet", metavar="CIDR", help="default: the interface's subnet")
+    dhcp.add_argument("--dhcp-lease-seconds", type=int, help="lease time (default 86400)")
+    dhcp.add_argument("--dhcp-router", metavar="IP", help="option 3")
+    dhcp.add_argument("--dhcp-dns", metavar="IP", action="append", help="option 6 (repeatable)")
+    dhcp.add_argument("--dhcp-ntp", metavar="IP", action="append", help="option 42 (repeatable)")
+    dhcp.add_argument("--dhcp-domain", help="option 15")
+    dhcp.add_argument(
+        "--dhcp-vlan", type=int, metavar="ID", help="send VLAN-A=ID; on the VLAN options"
+    )
+    dhcp.add_argument(
+        "--dhcp-boot-url",
+        metavar="URL",
+        help="options 66/160/161 (default: this relay's provisioning URL and account)",
+    )
+    dhcp.add_argument(
+        "--dhcp-reservation",
+        metavar="MAC=IP",
+        action="append",
+        dest="dhcp_reservations",
+        help="a fixed address for one MAC (repeatable)",
+    )
+    dhcp.add_argument("--dhcp-port", type=int, help="UDP port to serve (default 67)")
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -113,6 +157,25 @@ def _config(args: argparse.Namespace) -> Config:
         "demo",
         "heartbeat_seconds",
         "monitor_seconds",
+        "dhcp_interface",
+        "dhcp_mode",
+        "dhcp_pool",
+        "dhcp_subnet",
+        "dhcp_lease_seconds",
+        "dhcp_router",
+        "dhcp_dns",
+        "dhcp_ntp",
+        "dhcp_domain",
+        "dhcp_vlan",
+        "dhcp_boot_url",
+        "dhcp_reservations",
+        "dhcp_port",
+        "bind",
+        "relay_https_port",
+        "relay_http",
+        "relay_http_port",
+        "relay_ftp_port",
+        "relay_tftp_port",
     ):
         if getattr(args, name, None) not in (None, False):
             flags[name] = getattr(args, name)
@@ -217,7 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "token":
             return _token_create(config, args)
         asyncio.run(_up(config, args.json))
-    except StartupError as exc:
+    except (StartupError, DhcpStartupError) as exc:
         print(f"relay: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # the rules' own errors, e.g. a bad token name

@@ -10,15 +10,34 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
+
+from relay.proto.dhcp.leases import Pool
+from relay.proto.dhcp.options import VLAN_OPTIONS, BootOptions
+from relay.proto.dhcp.packet import DhcpError
+from relay.proto.dhcp.settings import check_url, parse_address, parse_range, parse_reservation
 
 DEFAULT_API_PORT = 8480
 DEFAULT_PROV_PORT = 8443
 DEFAULT_PROV_HTTP_PORT = 8481
+# Unprivileged stand-ins for 443, 80, 21 and 69 (pass those when the process may bind them).
+DEFAULT_RELAY_HTTPS_PORT = 9443
+DEFAULT_RELAY_HTTP_PORT = 9480
+DEFAULT_RELAY_FTP_PORT = 2121
+DEFAULT_RELAY_TFTP_PORT = 6969
+
+
+# phones.md section 1: VLAN discovery reads 128, 144, 157, 191 (Trio: 129). They are
+# sent only to clients that ask for them in option 55, unless forced.
+DHCP_VLAN_OPTIONS = (128, 129, 144, 157, 191)
+# Linux interface names: at most 15 bytes (IFNAMSIZ - 1), no slash, colon or white space.
+_IFNAME = re.compile(r"[^/:\s]{1,15}")
 
 
 class ConfigError(ValueError):
@@ -48,6 +67,37 @@ class Config:
     phone_sip_port: int = 5060
     agent_concurrency: int = 32
     agent: bool = True
+    # The relay's phone-facing listeners (issue 5); `bind` empty = `host`.
+    bind: str = ""
+    relay_https_port: int = DEFAULT_RELAY_HTTPS_PORT
+    relay_http: bool = False
+    relay_http_port: int = DEFAULT_RELAY_HTTP_PORT
+    relay_ftp_port: int = DEFAULT_RELAY_FTP_PORT
+    relay_tftp_port: int = DEFAULT_RELAY_TFTP_PORT
+    # How often the relay refreshes its copy of the ZTP directory (a 304 when unchanged).
+    ztp_sync_seconds: float = 60.0
+
+    @property
+    def bind_address(self) -> str:
+        """Where the relay's phone-facing listeners bind."""
+        return self.bind or self.host
+
+    # The DHCP server on one interface (issue 5; README "DHCP"); no interface = off.
+    dhcp_interface: str = ""
+    dhcp_mode: str = "lease"
+    dhcp_pool: str = ""
+    dhcp_subnet: str = ""
+    dhcp_lease_seconds: int = 86_400
+    dhcp_router: str = ""
+    dhcp_dns: tuple[str, ...] = ()
+    dhcp_ntp: tuple[str, ...] = ()
+    dhcp_domain: str = ""
+    dhcp_vlan: int = 0
+    dhcp_vlan_options: tuple[int, ...] = DHCP_VLAN_OPTIONS
+    dhcp_force_options: tuple[int, ...] = ()
+    dhcp_boot_url: str = ""
+    dhcp_reservations: tuple[str, ...] = ()
+    dhcp_port: int = 67
 
     def port(self, default: int) -> int:
         """The port to bind: 0 (the kernel picks a free one) under --free-ports."""
@@ -59,6 +109,9 @@ _FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 
 def _coerce(name: str, raw: object) -> object:
     kind = _FIELDS[name].type
+    if name == "dhcp_reservations" and isinstance(raw, dict):
+        # A TOML table `[dhcp_reservations]` of "MAC" = "IP" lines.
+        raw = [f"{mac}={ip}" for mac, ip in raw.items()]
     try:
         if kind == "Path":
             return Path(str(raw)).expanduser()
@@ -71,6 +124,11 @@ def _coerce(name: str, raw: object) -> object:
             if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
                 raise TypeError(raw)
             return tuple(i.strip() for i in items if i.strip())
+        if kind == "tuple[int, ...]":
+            items = raw.split(",") if isinstance(raw, str) else raw
+            if not isinstance(items, list | tuple) or any(isinstance(i, bool) for i in items):
+                raise TypeError(raw)
+            return tuple(int(str(i).strip()) for i in items if str(i).strip())
         if kind == "float":
             if isinstance(raw, bool):
                 raise TypeError
@@ -145,7 +203,17 @@ def load_config(
         raise ConfigError(
             f"log_level must be DEBUG, INFO, WARNING or ERROR, not {config.log_level!r}"
         )
-    for name in ("api_port", "prov_port", "prov_http_port", "phone_rest_port", "phone_sip_port"):
+    for name in (
+        "api_port",
+        "prov_port",
+        "prov_http_port",
+        "phone_rest_port",
+        "phone_sip_port",
+        "relay_https_port",
+        "relay_http_port",
+        "relay_ftp_port",
+        "relay_tftp_port",
+    ):
         if not 0 <= getattr(config, name) <= 65535:
             raise ConfigError(f"{name} {getattr(config, name)} is outside 0-65535")
     if not 0 <= config.demo <= 5000:
@@ -158,6 +226,61 @@ def load_config(
         )
     if not 1.0 <= config.monitor_seconds <= 86400.0:
         raise ConfigError(f"monitor_seconds must be 1-86400, not {config.monitor_seconds}")
+    if not 0.1 <= config.ztp_sync_seconds <= 86400.0:
+        raise ConfigError(f"ztp_sync_seconds must be 0.1-86400, not {config.ztp_sync_seconds}")
     if not 1 <= config.agent_concurrency <= 1000:
         raise ConfigError(f"agent_concurrency must be 1-1000, not {config.agent_concurrency}")
+    _check_dhcp(config)
     return config
+
+
+def _check_dhcp(config: Config) -> None:
+    """The DHCP keys, each on its own and together; what needs the interface's address
+    (the subnet when `dhcp_subnet` is empty) is checked when the server starts."""
+    try:
+        _dhcp_problems(config)
+    except DhcpError as exc:
+        raise ConfigError(f"DHCP: {exc}") from exc
+
+
+def _dhcp_problems(config: Config) -> None:
+    if config.dhcp_interface and _IFNAME.fullmatch(config.dhcp_interface) is None:
+        raise DhcpError(f"dhcp_interface {config.dhcp_interface[:40]!r} is not an interface name")
+    if config.dhcp_mode not in ("lease", "inform"):
+        raise DhcpError(f"dhcp_mode must be 'lease' or 'inform', not {config.dhcp_mode!r}")
+    if config.dhcp_mode == "inform" and (config.dhcp_pool or config.dhcp_reservations):
+        raise DhcpError("inform mode hands out no address: drop dhcp_pool and dhcp_reservations")
+    if config.dhcp_interface and config.dhcp_mode == "lease" and not config.dhcp_pool:
+        raise DhcpError("lease mode needs a pool: --dhcp-pool FIRST-LAST (or dhcp_pool)")
+    if not 60 <= config.dhcp_lease_seconds <= 0xFFFFFFFE:
+        raise DhcpError(
+            f"dhcp_lease_seconds must be 60 to 4294967294, not {config.dhcp_lease_seconds}"
+        )
+    if not 1 <= config.dhcp_port <= 65535:
+        raise DhcpError(f"dhcp_port {config.dhcp_port} is outside 1-65535")
+    if not 0 <= config.dhcp_vlan <= 4094:
+        raise DhcpError(f"dhcp_vlan must be 0 (none) or a VLAN id 1-4094, not {config.dhcp_vlan}")
+    BootOptions(
+        vlan_id=config.dhcp_vlan or None,
+        vlan_options=config.dhcp_vlan_options if config.dhcp_vlan else (),
+        routers=tuple(parse_address(a, "dhcp_router") for a in [config.dhcp_router] if a),
+        dns=tuple(parse_address(a, "dhcp_dns") for a in config.dhcp_dns),
+        ntp=tuple(parse_address(a, "dhcp_ntp") for a in config.dhcp_ntp),
+        domain=config.dhcp_domain or None,
+        forced=config.dhcp_force_options,
+    )
+    wrong = [code for code in config.dhcp_vlan_options if code not in VLAN_OPTIONS]
+    if wrong:
+        raise DhcpError(f"dhcp_vlan_options {wrong} are not among {list(VLAN_OPTIONS)}")
+    if config.dhcp_boot_url:
+        check_url(config.dhcp_boot_url, "dhcp_boot_url")
+    reservations = tuple(parse_reservation(text) for text in config.dhcp_reservations)
+    if not config.dhcp_pool:
+        return
+    first, last = parse_range(config.dhcp_pool)
+    if config.dhcp_subnet:
+        try:
+            subnet = IPv4Network(config.dhcp_subnet, strict=False)
+        except ValueError as exc:
+            raise DhcpError(f"dhcp_subnet {config.dhcp_subnet[:40]!r} is not a CIDR") from exc
+        Pool(subnet, first, last, config.dhcp_lease_seconds, reservations=reservations)

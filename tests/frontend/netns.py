@@ -3,7 +3,8 @@
 The DHCP server runs in the test process on the root-side end; real DHCP
 clients run inside the namespace (`ip netns exec`), so broadcasts cross a
 real Ethernet link without touching any network of the host. Addresses come
-from 192.0.2.0/24 (TEST-NET-1, RFC 5737). Everything created is deleted
+from 203.0.113.0/24 (TEST-NET-3, RFC 5737; 192.0.2.0/24 is this machine's own
+network here, and a veth there would shadow its gateway). Everything created is deleted
 again, also when the setup itself fails half-way.
 """
 
@@ -17,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-HOST_ADDRESS = "192.0.2.1"
+HOST_ADDRESS = "203.0.113.1"
 PREFIX = 24
 
 
@@ -52,7 +53,7 @@ def _ip(*argv: str) -> None:
 
 @contextmanager
 def veth_namespace(ns_mac: str | None = None) -> Iterator[Link]:
-    """Create `relaytest-<random>` and a veth pair, the root end at 192.0.2.1/24, both up.
+    """Create `relaytest-<random>` and a veth pair, the root end at 203.0.113.1/24, both up.
 
     `ns_mac` sets the Ethernet address of the end inside the namespace (the
     client's chaddr).

@@ -41,8 +41,8 @@ from tests.frontend.netns import HOST_ADDRESS, Link, unavailable, veth_namespace
 SERVER = IPv4Address(HOST_ADDRESS)
 PHONE_MAC = "0004f2a1b2c3"
 RESERVED_MAC = "0004f2000007"
-RESERVED_IP = IPv4Address("192.0.2.7")
-OPTION66 = "192.0.2.1"
+RESERVED_IP = IPv4Address("203.0.113.7")
+OPTION66 = "203.0.113.1"
 OPTION160 = "https://prov.example.com/vvx"
 OPTION161 = "ftp://user:pass@prov.example.com/trio"
 VLAN_ID = 20
@@ -57,9 +57,9 @@ BOOT = BootOptions(
     forced=(VLAN_OPTION,),
 )
 POOL = Pool(
-    subnet=IPv4Network("192.0.2.0/24"),
-    first=IPv4Address("192.0.2.100"),
-    last=IPv4Address("192.0.2.150"),
+    subnet=IPv4Network("203.0.113.0/24"),
+    first=IPv4Address("203.0.113.100"),
+    last=IPv4Address("203.0.113.150"),
     lease_seconds=3600,
     boot=BOOT,
     reservations=(Reservation(RESERVED_MAC, RESERVED_IP),),
@@ -79,9 +79,9 @@ def colons(mac: str) -> str:
 
 def test_store_loads_appended_events_oldest_first(tmp_path: Path) -> None:
     events: list[LeaseEvent] = [
-        LeaseGranted(PHONE_MAC, IPv4Address("192.0.2.100"), 5000.0),
-        LeaseReleased(PHONE_MAC, IPv4Address("192.0.2.100"), 1500.0),
-        AddressDeclined(PHONE_MAC, IPv4Address("192.0.2.101"), 1600.0, 5200.0),
+        LeaseGranted(PHONE_MAC, IPv4Address("203.0.113.100"), 5000.0),
+        LeaseReleased(PHONE_MAC, IPv4Address("203.0.113.100"), 1500.0),
+        AddressDeclined(PHONE_MAC, IPv4Address("203.0.113.101"), 1600.0, 5200.0),
     ]
     with LeaseStore(tmp_path / "leases.sqlite3") as store:
         store.append(events[:2])
@@ -91,7 +91,7 @@ def test_store_loads_appended_events_oldest_first(tmp_path: Path) -> None:
 
 def test_store_survives_a_restart_and_restores_the_lease_table(tmp_path: Path) -> None:
     path = tmp_path / "leases.sqlite3"
-    granted = LeaseGranted(PHONE_MAC, IPv4Address("192.0.2.100"), 5000.0)
+    granted = LeaseGranted(PHONE_MAC, IPv4Address("203.0.113.100"), 5000.0)
     with LeaseStore(path) as store:
         store.append([granted])
     with LeaseStore(path) as store:
@@ -102,7 +102,7 @@ def test_store_survives_a_restart_and_restores_the_lease_table(tmp_path: Path) -
 def test_store_journals_in_wal_mode_with_full_sync(tmp_path: Path) -> None:
     path = tmp_path / "leases.sqlite3"
     with LeaseStore(path) as store:
-        store.append([LeaseGranted(PHONE_MAC, IPv4Address("192.0.2.100"), 5000.0)])
+        store.append([LeaseGranted(PHONE_MAC, IPv4Address("203.0.113.100"), 5000.0)])
         assert store._db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         # 2 = FULL (https://sqlite.org/pragma.html#pragma_synchronous).
         assert store._db.execute("PRAGMA synchronous").fetchone() == (2,)
@@ -305,7 +305,7 @@ with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
     sock.sendto(bytes.fromhex(sys.argv[3]), (sys.argv[2], 67))
     print(sock.recvfrom(1500)[0].hex())
 """
-PHONE_IP = "192.0.2.50"
+PHONE_IP = "203.0.113.50"
 
 
 @needs_netns

@@ -8,11 +8,13 @@ unreachable.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -248,3 +250,49 @@ async def test_the_relay_recovers_by_itself_when_the_cloud_is_back(
         reply = await relay.curl("GET", f"/{MAC}.cfg", base=base)
     assert reply.status == 200
     assert any("cloud_reachable_again" in r.getMessage() for r in caplog.records)
+
+
+async def _partner(relay: Relay, *args: str) -> dict[str, Any]:
+    """One partner-API call with curl and the tenant's ZTP key."""
+    key = (await relay.api.post("/tenant/ztp-key")).body["api_key"]
+    process = await asyncio.create_subprocess_exec(
+        relay.curl_binary, "-s", "-H", f"API-KEY: {key}", *args, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await process.communicate()
+    return dict(json.loads(out))
+
+
+async def test_a_phone_finds_its_server_through_the_relays_ztp_copy(
+    relay_up: RelayFactory,  # noqa: F811
+) -> None:
+    async with relay_up(agent=True, ztp_sync_seconds=0.2) as relay:
+        api = relay.facts["api"]
+        profile = await _partner(
+            relay,
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            json.dumps({"name": "HQ", "url": _via(relay), "user": "phones", "password": "pw"}),
+            f"{api}/ztp/profiles",
+        )
+        await _partner(
+            relay,
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            json.dumps({"id": MAC, "profile": profile["id"]}),
+            f"{api}/ztp/devices",
+        )
+        lookup = f"{relay.facts['ztp']}/devices/{MAC}"
+        for _ in range(100):
+            reply = await relay.curl("GET", "", auth=NO_AUTH, base=lookup, check=False)
+            if reply.status == 200:
+                break
+            await asyncio.sleep(0.1)
+        assert reply.status == 200
+        assert json.loads(reply.body) == {
+            "mac": MAC,
+            "url": _via(relay),
+            "user": "phones",
+            "password": "pw",
+        }

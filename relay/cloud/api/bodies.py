@@ -18,7 +18,11 @@ async def read_json(request: web.Request, limit: int = MAX_JSON_BYTES) -> Any:
     too_large = ApiError(413, "too_large", f"JSON bodies are limited to {limit} bytes")
     if request.content_length is not None and request.content_length > limit:
         raise too_large
-    raw = await request.read()
+    try:
+        raw = await request.read()
+    except ConnectionResetError as exc:
+        # The client went away mid-body (an agent stopping): nobody reads the answer.
+        raise ApiError(400, "body_cut_off", "the request body ended early", "body") from exc
     if len(raw) > limit:
         raise too_large
     try:

@@ -38,7 +38,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
-from relay.proto.dhcp.options import BootOptions, answer_options
+from relay.proto.dhcp.options import BootOptions, pick_options
 from relay.proto.dhcp.packet import (
     BOOTREQUEST,
     DhcpError,
@@ -199,10 +199,12 @@ class _PoolState:
     """The mutable bookkeeping of one pool; every address map is bounded by the pool's size."""
 
     __slots__ = (
+        "available",
         "by_mac",
         "conflicts",
         "cursor",
         "expiry",
+        "lease_times",
         "leases",
         "offered",
         "offers",
@@ -214,6 +216,13 @@ class _PoolState:
 
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
+        # Encoded once: every OFFER and ACK of the pool carries them.
+        self.available = {**pool.boot.configured(), Option.SUBNET_MASK: pool.subnet.netmask.packed}
+        self.lease_times = (
+            (Option.LEASE_TIME.value, encode_u32(pool.lease_seconds)),
+            (Option.RENEWAL_TIME.value, encode_u32(pool.renewal)),
+            (Option.REBINDING_TIME.value, encode_u32(pool.rebinding)),
+        )
         self.reserved_by_mac = {r.mac: r.ip for r in pool.reservations}
         self.reserved_ips = {r.ip: r.mac for r in pool.reservations}
         self.leases: dict[IPv4Address, Lease] = {}
@@ -283,6 +292,16 @@ class LeaseTable:
             if lease.expires > now
         ]
         return tuple(sorted(active, key=lambda lease: lease.ip))
+
+    def conflicts(self, now: float) -> tuple[tuple[IPv4Address, float], ...]:
+        """The addresses held back after a DECLINE (section 4.3.3), with the end of the hold."""
+        held = [
+            (ip, until)
+            for state in self._states
+            for ip, until in state.conflicts.items()
+            if until > now
+        ]
+        return tuple(sorted(held))
 
     def handle(self, packet: DhcpPacket, now: float) -> Outcome:
         """Answer one request (RFC 2131 section 4.3); ignored packets give an empty Outcome.
@@ -454,10 +473,8 @@ class LeaseTable:
 
     def _inform(self, state: _PoolState, packet: DhcpPacket) -> Outcome:
         # Section 4.3.5: options only; no lease time, yiaddr stays 0.
-        options = answer_options(
-            state.pool.boot,
-            packet.parameter_request_list,
-            subnet_mask=state.pool.subnet.netmask,
+        options = pick_options(
+            state.available, packet.parameter_request_list, state.pool.boot.forced
         )
         return Outcome(reply_to(packet, MessageType.ACK, self._server, options=options))
 
@@ -508,14 +525,10 @@ class LeaseTable:
 
     def _lease_options(self, state: _PoolState, packet: DhcpPacket) -> list[tuple[int, bytes]]:
         """Lease time, T1, T2 (always sent: RFC 2131 table 3), then the asked-for options."""
-        pool = state.pool
+        requested = packet.parameter_request_list
         return [
-            (Option.LEASE_TIME.value, encode_u32(pool.lease_seconds)),
-            (Option.RENEWAL_TIME.value, encode_u32(pool.renewal)),
-            (Option.REBINDING_TIME.value, encode_u32(pool.rebinding)),
-            *answer_options(
-                pool.boot, packet.parameter_request_list, subnet_mask=pool.subnet.netmask
-            ),
+            *state.lease_times,
+            *pick_options(state.available, requested, state.pool.boot.forced),
         ]
 
     def _hold(self, state: _PoolState, mac: str, ip: IPv4Address, now: float) -> None:

@@ -12,7 +12,7 @@ Pure stdlib (relay.proto rules).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Address
 
@@ -113,9 +113,17 @@ def answer_options(
     available = boot.configured()
     if subnet_mask is not None:
         available[Option.SUBNET_MASK] = subnet_mask.packed
-    wanted = sorted(available) if requested is None else [*requested, *boot.forced]
+    return pick_options(available, requested, boot.forced)
+
+
+def pick_options(
+    available: Mapping[int, bytes], requested: Sequence[int] | None, forced: Sequence[int]
+) -> list[tuple[int, bytes]]:
+    """`answer_options` over options encoded once (the lease engine keeps them per pool)."""
+    if requested is None:
+        return sorted(available.items())
     answer: list[tuple[int, bytes]] = []
-    for code in dict.fromkeys(wanted):
+    for code in dict.fromkeys((*requested, *forced)):
         value = available.get(code)
         if value is not None:
             answer.append((code, value))
