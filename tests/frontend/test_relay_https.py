@@ -296,3 +296,20 @@ async def test_a_phone_finds_its_server_through_the_relays_ztp_copy(
             "user": "phones",
             "password": "pw",
         }
+
+
+async def test_bind_chooses_the_address_of_the_relays_listeners(
+    relay_up: RelayFactory,  # noqa: F811
+) -> None:
+    async with relay_up(agent=True, bind="127.0.0.9") as relay:
+        assert _via(relay).startswith("https://127.0.0.9:")
+        # The lab certificate names the bound address, so phones verifying it connect.
+        assert (await relay.curl("GET", f"/{MAC}.cfg", base=_via(relay))).status == 200
+
+
+async def test_plain_http_for_phones_is_off_unless_asked_for(relay_up: RelayFactory) -> None:  # noqa: F811
+    async with relay_up(agent=True) as relay:
+        assert "relay_http" not in relay.facts
+    async with relay_up(agent=True, relay_http=True) as relay:
+        reply = await relay.curl("GET", f"/{MAC}.cfg", base=relay.facts["relay_http"])
+        assert reply.status == 200
