@@ -3,10 +3,18 @@
 relay sim --phones 200 --server URL [--server URL2 ...] --user U --password P
           [--cacert CA] [--json] [--seed S] [--concurrency C] [--timeout T]
           [--rest-port PORT] [--sip-port PORT] [--hold SECONDS]
+          [--dhcp IFACE [--dhcp-retry SECONDS]] [--ztp URL]
+          [--host NAME=ADDR[,ADDR...]] [--model MODEL[:PART]]
 
 With --rest-port / --sip-port every phone serves its REST API (HTTPS) and
 listens for check-sync NOTIFY (UDP) on its own loopback address after booting,
 and the command keeps them running until interrupted (or for --hold seconds).
+
+With --dhcp the phones get their addresses and boot servers by DHCP on IFACE
+(then DHCPINFORM, then --ztp), as real phones do (phones.md section 1): run
+it as root inside a network namespace, `ip netns exec NS relay sim --dhcp
+IFACE ...`; --server is then optional, the servers in flash. --host is a
+stand-in for DNS: a server name with several addresses, failed over in order.
 Exit status 0 only when every phone was provisioned.
 """
 
@@ -22,6 +30,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from relay.proto.polycom.models import PART_NUMBERS
+from relay.sim.dhcpclient import DEFAULT_RETRY_BASE, Timing
+from relay.sim.dhcpnet import DhcpNet
 from relay.sim.fleet import DEFAULT_CONCURRENCY, FIRST_IP, Fleet
 
 PROGRESS_INTERVAL = 1.0
@@ -41,10 +52,11 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--server",
         action="append",
-        required=True,
+        default=[],
         dest="servers",
         metavar="URL",
-        help="provisioning server URL; repeat for failover addresses",
+        help="provisioning server URL (http, https, ftp, ftps, tftp); repeat for failover "
+        "addresses; required unless --dhcp or --ztp finds the server",
     )
     parser.add_argument("--user", default="", help="HTTP basic user name")
     parser.add_argument("--password", default="", help="HTTP basic password")
@@ -81,6 +93,41 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         help="with --rest-port/--sip-port: keep serving this long after booting "
         "(default: until interrupted)",
     )
+    parser.add_argument(
+        "--dhcp",
+        metavar="IFACE",
+        help="get each phone's address and boot server by DHCP on this interface "
+        "(as root, inside a network namespace)",
+    )
+    parser.add_argument(
+        "--dhcp-retry",
+        type=_positive_float,
+        default=DEFAULT_RETRY_BASE,
+        metavar="SECONDS",
+        help=f"first DHCP retransmission delay, doubled each time (default {DEFAULT_RETRY_BASE})",
+    )
+    parser.add_argument(
+        "--ztp", metavar="URL", help="ZTP redirect service, e.g. https://relay:9443/ztp/v1"
+    )
+    parser.add_argument(
+        "--host",
+        action="append",
+        default=[],
+        dest="hosts",
+        type=_host_entry,
+        metavar="NAME=ADDR[,ADDR...]",
+        help="addresses of a server host name, tried in order (up to 8; a stand-in for DNS)",
+    )
+    parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        dest="models",
+        type=_model_entry,
+        metavar="MODEL[:PART]",
+        help="draw the phones from these models (default: every known model); "
+        "a model without a known part number needs one",
+    )
 
 
 def _positive_int(text: str) -> int:
@@ -88,6 +135,27 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not a positive number")
     return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return value
+
+
+def _host_entry(text: str) -> tuple[str, tuple[str, ...]]:
+    name, sep, addresses = text.partition("=")
+    if not sep or not name or not addresses:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=ADDR[,ADDR...]")
+    return name, tuple(addresses.split(","))
+
+
+def _model_entry(text: str) -> tuple[str, str]:
+    model, _sep, part = text.partition(":")
+    if not model or (not part and model not in PART_NUMBERS):
+        raise argparse.ArgumentTypeError(f"model {model!r} has no known part number; give one")
+    return model, part
 
 
 def _port(text: str) -> int:
@@ -102,7 +170,13 @@ def run(args: argparse.Namespace) -> int:
     if args.cacert and not Path(args.cacert).is_file():
         print(f"relay sim: the CA file {args.cacert} does not exist", file=sys.stderr)
         return 2
+    if not args.servers and args.dhcp is None and args.ztp is None:
+        print("relay sim: give --server URL, or --dhcp IFACE or --ztp URL", file=sys.stderr)
+        return 2
     try:
+        dhcp = None
+        if args.dhcp is not None:
+            dhcp = DhcpNet(args.dhcp, timing=Timing(retry_base=args.dhcp_retry))
         fleet = Fleet.build(
             args.phones,
             args.servers,
@@ -114,6 +188,10 @@ def run(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             rest_port=args.rest_port,
             sip_port=args.sip_port,
+            dhcp=dhcp,
+            ztp_url=args.ztp,
+            hosts=dict(args.hosts),
+            models=dict(args.models) or None,
         )
     except ValueError as exc:
         print(f"relay sim: {exc}", file=sys.stderr)
@@ -160,7 +238,7 @@ async def _boot(
 
 
 def _serving_line(fleet: Fleet, args: argparse.Namespace) -> str:
-    first, last = fleet.phones[0].spec.source_ip, fleet.phones[-1].spec.source_ip
+    first, last = fleet.phones[0].address, fleet.phones[-1].address
     parts = []
     if args.rest_port is not None:
         parts.append(f"REST on https://<address>:{args.rest_port}/api/v1/")
@@ -190,6 +268,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
         f"{summary['reboots']} reboots, {summary['requests']} requests, "
         f"{summary['bytes_down']} bytes down, {summary['bytes_up']} bytes up"
     )
+    if summary["boot_sources"]:
+        found = ", ".join(f"{source} {count}" for source, count in summary["boot_sources"].items())
+        print(f"servers found by: {found}")
     if timing is not None:
         print(
             f"boot time: min {timing['min']:.3f}s  median {timing['median']:.3f}s  "

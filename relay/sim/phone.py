@@ -1,6 +1,12 @@
-"""One simulated phone: the boot conversation of phones.md section 2 over HTTP(S).
+"""One simulated phone: finding its server (phones.md 1) and the boot conversation (phones.md 2).
 
-A boot is an Updater stage (boot log, master file, firmware check and, when
+A boot first finds where to provision from, in phones.md section 1's order:
+the boot server of the DHCP lease (relay.sim.dhcpclient; a phone whose
+`source_ip` is 0.0.0.0 gets its address by DHCP too), else the servers in
+flash (`servers`), else, when the lease named none and flash has none, the
+answer to a DHCPINFORM, else the ZTP redirect service (`ztp_url`,
+relay.sim.ztpclient) when `device.prov.ztpEnabled` is on. Then comes an
+Updater stage (boot log, master file, firmware check and, when
 the offered version differs, download and reboot) followed by an Application
 stage (master file, CONFIG_FILES, the optional per-phone files, the
 application log). Afterwards the phone uploads its handset settings and polls
@@ -13,6 +19,16 @@ Decisions where phones.md leaves room:
 - each request opens its own connection, as phones do (certs/tls.py);
 - a connection failure moves the phone to the next server URL and it stays
   there; HTTP errors never do (phones.md section 2, "Multiple servers");
+  a server whose host name `hosts` maps to several addresses (a stand-in
+  for DNS, at most 8, phones.md section 2) is one server URL per address,
+  in order; HTTPS still proves the name, FTPS (relay.sim.transports) the
+  address;
+- the URL's scheme picks the protocol: http(s) here, ftp, ftps and tftp in
+  relay.sim.transports; FTP without an account uses the factory one,
+  `PlcmSpIp`/`PlcmSpIp` (phones.md section 2); over TFTP the phone does not
+  HEAD its log, and a refused upload (the relay's TFTP is read-only, 403) is
+  no error: real phones carry on;
+- a DHCP lease that is lost (NAK on renewal, expiry) reboots the phone;
 - 401 ends the conversation at once: nothing else can succeed with the same
   credentials;
 - precedence of parameters: handset settings (`local_overrides`), then
@@ -46,6 +62,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
+from certs.lab import CertError
 from relay.proto.polycom.cfgfile import ConfigFileError, parse_config, render_config
 from relay.proto.polycom.master import (
     MasterFile,
@@ -58,6 +75,8 @@ from relay.proto.polycom.master import (
 from relay.proto.polycom.models import PART_NUMBERS, ModelError, firmware_file_name
 from relay.proto.polycom.useragent import format_user_agent
 from relay.sim.clock import Clock, ScaledClock
+from relay.sim.dhcpclient import ClientIdentity, Lease
+from relay.sim.dhcpnet import DhcpNet, NoLease
 from relay.sim.firmware import HEADER_PROBE_BYTES, FirmwareError, read_header, verify_image
 from relay.sim.httpauth import auth_scheme_for
 from relay.sim.identity import user_agent_identity, uses_system_cfg
@@ -65,6 +84,8 @@ from relay.sim.layers import ALWAYS_REBOOT, Settings
 from relay.sim.rest import PhoneWebServer
 from relay.sim.restate import Call, DeviceFacts, Line, RestRecord, RestState
 from relay.sim.sip import SipListener
+from relay.sim.transports import TransportReply, ftp_request, tftp_request
+from relay.sim.ztpclient import MAX_ANSWER, ZtpAnswer, ZtpError, lookup_url, parse_answer
 
 STATES = ("idle", "booting", "provisioned", "failed")
 MAX_REBOOTS = 3
@@ -73,6 +94,14 @@ DEFAULT_MASTER = "000000000000.cfg"
 MIN_POLL_PERIOD = 3600
 DEFAULT_POLL_PERIOD = 86400
 DAY = 86400
+# RFC 2131: a client without an address yet; as `source_ip`, "get one by DHCP".
+DHCP_ADDRESS = "0.0.0.0"  # noqa: S104 - a marker, never bound
+SCHEMES = ("http", "https", "ftp", "ftps", "tftp")
+# phones.md section 2: one DNS name maps to at most 8 addresses.
+MAX_ADDRESSES = 8
+# phones.md section 2: the factory default FTP account.
+FACTORY_FTP_ACCOUNT = "PlcmSpIp"
+ZTP_ENABLED = "device.prov.ztpEnabled"
 
 _MAC_RE = re.compile(r"[0-9a-f]{12}")
 _HHMM_RE = re.compile(r"([01]?[0-9]|2[0-3]):([0-5][0-9])")
@@ -94,7 +123,11 @@ class PhoneSpec:
 
     `servers` are tried in order on connection failures (phones.md section 2);
     each may name the master file (`.../site.cfg`) and carry credentials
-    (`https://user:pass@host/path`), which then replace `user`/`password`.
+    (`https://user:pass@host/path`), which then replace `user`/`password`;
+    http, https, ftp, ftps and tftp URLs. `servers` may be empty when the
+    phone discovers its server: `source_ip` 0.0.0.0 (DHCP) or a `ztp_url`
+    (`https://relay:9443/ztp/v1`). `hosts` maps a host name to its addresses
+    (1 to 8), as DNS would.
     `part_number` defaults to the model's (relay.proto.polycom.models).
     `local_overrides` are settings made on the handset, uploaded as `<mac>-phone.cfg`.
     `rest_port` / `sip_port`: where the phone serves its REST API (HTTPS) and
@@ -119,6 +152,8 @@ class PhoneSpec:
     rest_processing: float = 0.02
     reboot_seconds: float = 10.0
     busy_after_boot: float = 1.0
+    ztp_url: str | None = None
+    hosts: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         mac = self.mac.lower().replace(":", "").replace("-", "")
@@ -128,12 +163,17 @@ class PhoneSpec:
         if isinstance(self.servers, str):
             raise ValueError("servers is a sequence of URLs, not one string")
         object.__setattr__(self, "servers", tuple(self.servers))
-        if not self.servers:
-            raise ValueError("a phone needs at least one server URL")
         for server in self.servers:
-            if URL(server).scheme not in ("http", "https"):
-                raise ValueError(f"server {server!r} is not an http:// or https:// URL")
+            if URL(server).scheme not in SCHEMES or not URL(server).host:
+                raise ValueError(f"server {_shown(server)!r} is not a {'/'.join(SCHEMES)} URL")
         ipaddress.IPv4Address(self.source_ip)
+        if self.ztp_url is not None and (
+            URL(self.ztp_url).scheme not in ("http", "https") or not URL(self.ztp_url).host
+        ):
+            raise ValueError(f"ztp_url {self.ztp_url!r} is not an http:// or https:// URL")
+        if not self.servers and self.source_ip != DHCP_ADDRESS and self.ztp_url is None:
+            raise ValueError("a phone needs a server URL, DHCP (source_ip 0.0.0.0) or a ZTP URL")
+        object.__setattr__(self, "hosts", MappingProxyType(_checked_hosts(self.hosts)))
         if not self.part_number:
             if self.model not in PART_NUMBERS:
                 raise ValueError(f"model {self.model!r} has no known part number; give one")
@@ -146,6 +186,16 @@ class PhoneSpec:
         for name in ("rest_processing", "reboot_seconds", "busy_after_boot"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must not be negative")
+
+
+def _checked_hosts(hosts: Mapping[str, Sequence[str]]) -> dict[str, tuple[str, ...]]:
+    """Lower-case names to 1..8 IPv4 addresses each (phones.md section 2)."""
+    checked: dict[str, tuple[str, ...]] = {}
+    for name, addresses in hosts.items():
+        if isinstance(addresses, str) or not 0 < len(addresses) <= MAX_ADDRESSES:
+            raise ValueError(f"host {name!r} needs 1 to {MAX_ADDRESSES} addresses")
+        checked[name.lower()] = tuple(str(ipaddress.IPv4Address(a)) for a in addresses)
+    return checked
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +218,8 @@ class PhoneReport:
     requests: tuple[Request, ...]
     parameters: Mapping[str, str]
     missing_set_companions: tuple[str, ...]
+    boot_source: str = ""
+    servers: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -188,16 +240,25 @@ class PhoneReport:
             "requests": [list(request) for request in self.requests],
             "parameters": dict(self.parameters),
             "missing_set_companions": list(self.missing_set_companions),
+            "boot_source": self.boot_source,
+            "servers": list(self.servers),
         }
 
 
 @dataclass(frozen=True, slots=True)
 class _Server:
-    """A server URL split into the directory names resolve against and the named master file."""
+    """A server URL split into the directory names resolve against and the named master file.
+
+    `address` is where to connect when `hosts` resolved the URL's name.
+    """
 
     base: URL
     master: str | None
     display: str
+    address: str | None = None
+
+    def at(self, address: str) -> _Server:
+        return _Server(self.base, self.master, f"{self.display} ({address})", address)
 
     @classmethod
     def parse(cls, text: str) -> _Server:
@@ -213,12 +274,6 @@ class _Server:
         return cls(base=base, master=master, display=str(base.with_user(None)))
 
 
-@dataclass(frozen=True, slots=True)
-class _Reply:
-    status: int
-    body: bytes
-
-
 @functools.lru_cache(maxsize=16)
 def _client_context(cacert: str) -> ssl.SSLContext:
     """One TLS context per CA file, shared by every phone that trusts it."""
@@ -226,7 +281,11 @@ def _client_context(cacert: str) -> ssl.SSLContext:
 
 
 class SimPhone:
-    """A simulated phone; `await boot()`, inspect `report()`, and `await aclose()` when done."""
+    """A simulated phone; `await boot()`, inspect `report()`, and `await aclose()` when done.
+
+    `dhcp` is the link a phone with `source_ip` 0.0.0.0 gets its lease on
+    (relay.sim.dhcpnet); whoever made it closes it.
+    """
 
     def __init__(
         self,
@@ -234,13 +293,19 @@ class SimPhone:
         *,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        dhcp: DhcpNet | None = None,
     ) -> None:
         self.spec = spec
         self._clock: Clock = clock if clock is not None else ScaledClock()
         self._rng = rng if rng is not None else random.Random(spec.mac)
+        self._dhcp = dhcp
+        self._dhcp_rng = random.Random(f"dhcp/{spec.mac}")
         self._identity = user_agent_identity(spec.model)
-        self._servers = tuple(_Server.parse(server) for server in spec.servers)
+        self._servers: tuple[_Server, ...] = ()
         self._current = 0
+        self._boot_source = ""
+        self._use_servers(spec.servers, "")
+        self._address = spec.source_ip
         self._session: aiohttp.ClientSession | None = None
         self._lock = asyncio.Lock()
         self._poll_task: asyncio.Task[None] | None = None
@@ -285,6 +350,11 @@ class SimPhone:
         return self._firmware
 
     @property
+    def address(self) -> str:
+        """The phone's own address: `source_ip`, or what DHCP leased it (0.0.0.0 before)."""
+        return self._address
+
+    @property
     def parameters(self) -> Mapping[str, str]:
         """The effective parameters: every settings layer merged (relay.sim.layers)."""
         return MappingProxyType(self._parameters)
@@ -303,11 +373,11 @@ class SimPhone:
         """Where the REST API is (port known once bound), or None when the phone has none."""
         if self._rest_port is None or self.rest_auth_scheme is None:
             return None
-        return self.spec.source_ip, self._rest_port
+        return self._address, self._rest_port
 
     @property
     def sip_address(self) -> tuple[str, int] | None:
-        return None if self._sip_port is None else (self.spec.source_ip, self._sip_port)
+        return None if self._sip_port is None else (self._address, self._sip_port)
 
     @property
     def online(self) -> bool:
@@ -368,7 +438,7 @@ class SimPhone:
             mac=self.spec.mac,
             model=self.spec.model,
             part_number=self.spec.part_number,
-            source_ip=self.spec.source_ip,
+            source_ip=self._address,
             state=self._state,
             firmware=self._firmware,
             reboots=self._reboots,
@@ -381,6 +451,8 @@ class SimPhone:
             requests=tuple(self._requests),
             parameters=MappingProxyType(dict(self._parameters)),
             missing_set_companions=tuple(self._missing),
+            boot_source=self._boot_source,
+            servers=tuple(server.display for server in self._servers),
         )
 
     async def boot(self) -> PhoneReport:
@@ -398,6 +470,7 @@ class SimPhone:
             self._powered_on_at = self._clock.time()
             started = self._clock.monotonic()
             try:
+                await self._discover()
                 await self._boot_conversation()
             except _Abort as abort:
                 self._errors.append(str(abort))
@@ -482,6 +555,98 @@ class SimPhone:
         self._errors = []
         self._requests = []
         self._missing = []
+
+    async def _discover(self) -> None:
+        """Where this boot provisions from, in phones.md section 1's order.
+
+        The lease's boot server (custom option, else 66), else flash
+        (`servers`), else the DHCPINFORM answer (asked for by the DHCP client
+        only when flash is empty), else ZTP when enabled.
+        """
+        found: tuple[str, ...] = ()
+        source = ""
+        if self.spec.source_ip == DHCP_ADDRESS:
+            lease = await self._lease()
+            await self._set_address(str(lease.address))
+            boot = lease.boot_server
+            if boot is not None:
+                found, source = (boot.url,), "dhcp" if boot.via == "lease" else "inform"
+        if not found and self.spec.servers:
+            found, source = self.spec.servers, "static"
+        if not found and self.spec.ztp_url is not None and self.settings.enabled(ZTP_ENABLED):
+            answer = await self._ztp_lookup(self.spec.ztp_url)
+            if answer is not None:
+                found, source = (answer.server(),), "ztp"
+        if not found:
+            raise _Abort(
+                "no provisioning server: none from DHCP or DHCPINFORM, none in flash, none from ZTP"
+            )
+        try:
+            self._use_servers(found, source)
+        except ValueError as exc:
+            raise _Abort(f"the {source} server URL is not usable: {exc}") from None
+
+    async def _lease(self) -> Lease:
+        if self._dhcp is None:
+            raise _Abort("source_ip 0.0.0.0 asks for DHCP, but the phone has no DHCP link")
+        spec = self.spec
+        identity = ClientIdentity.of(spec.mac, spec.model, spec.part_number, self._firmware)
+        try:
+            return await self._dhcp.obtain(
+                identity,
+                inform=not self.spec.servers,
+                rng=self._dhcp_rng,
+                on_lost=self._on_lease_lost,
+            )
+        except NoLease as exc:
+            raise _Abort(f"DHCP: {exc}") from None
+
+    def _on_lease_lost(self, reason: str) -> None:
+        """Without its address the phone restarts its network, as a reboot (phones.md 1)."""
+        self._spawn(self._reboot(f"DHCP lease lost: {reason}", safe=False), "reboot")
+
+    async def _set_address(self, address: str) -> None:
+        """A new address: the old session's connections are bound to the old one."""
+        if address == self._address:
+            return
+        self._address = address
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _use_servers(self, urls: Sequence[str], source: str) -> None:
+        """One `_Server` per URL, or per address of its host name (`hosts`), in order."""
+        servers: list[_Server] = []
+        for url in urls:
+            server = _Server.parse(url)
+            addresses = self.spec.hosts.get((server.base.host or "").lower(), ())
+            servers += [server.at(address) for address in addresses] or [server]
+        if tuple(servers) != self._servers:
+            self._servers = tuple(servers)
+            self._current = 0
+        self._boot_source = source
+
+    async def _ztp_lookup(self, ztp_url: str) -> ZtpAnswer | None:
+        """`GET {ztp_url}/devices/{mac}` (phones.md 1.5): the answer, or None for 404."""
+        url = lookup_url(ztp_url, self.spec.mac)
+        headers = {"User-Agent": self._user_agent("updater")}
+        session = self._ensure_session()
+        try:
+            async with session.get(url, headers=headers, allow_redirects=False) as response:
+                body = await _read_at_most(response, MAX_ANSWER + 1)
+                response.close()
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise _Abort(f"ZTP lookup {url}: {_why(exc)}") from None
+        self._requests.append(("GET", str(url), status))
+        if status == 404:
+            return None
+        if status != 200:
+            raise _Abort(f"ZTP lookup {url}: HTTP {status}")
+        try:
+            return parse_answer(body, self.spec.mac)
+        except ZtpError as exc:
+            raise _Abort(f"ZTP lookup {url}: {exc}") from None
 
     async def _boot_conversation(self) -> None:
         while await self._updater_stage():
@@ -624,11 +789,15 @@ class SimPhone:
         return phone_file, web_file, licenses
 
     async def _write_app_log(self) -> None:
-        """HEAD then PUT, as the VVX 500 capture shows; appending is the server's business."""
+        """HEAD then PUT, as the VVX 500 capture shows; appending is the server's business.
+
+        TFTP has no HEAD: the phone only tries the upload.
+        """
         app_log = self._in_dir(self._log_directory, f"{self.spec.mac}-app.log")
-        head = await self._request("HEAD", app_log, stage="application")
-        if head.status not in (200, 404):
-            self._errors.append(f"HEAD {_shown(app_log)}: HTTP {head.status}")
+        if self._scheme_of(app_log) != "tftp":
+            head = await self._request("HEAD", app_log, stage="application")
+            if head.status not in (200, 404):
+                self._errors.append(f"HEAD {_shown(app_log)}: HTTP {head.status}")
         lines = [
             f"Application {self._firmware} provisioned from {self._server.display}",
             f"{len(self._parameters)} parameters in effect",
@@ -682,7 +851,10 @@ class SimPhone:
         raise AssertionError("unreachable: the last name either returns or raises")
 
     async def _upload(self, name: str, body: bytes) -> None:
+        """A refused upload is an error, except over TFTP: read-only there, phones carry on."""
         reply = await self._request("PUT", name, stage=_stage_of(name), data=body)
+        if reply.status == 403 and self._scheme_of(name) == "tftp":
+            return
         if not 200 <= reply.status < 300:
             self._errors.append(
                 f"PUT {_shown(name)}: HTTP {reply.status}, the server refused the upload"
@@ -696,7 +868,13 @@ class SimPhone:
 
     @property
     def _server(self) -> _Server:
+        if not self._servers:
+            raise _Abort("no provisioning server yet: the phone has not found one")
         return self._servers[self._current]
+
+    def _scheme_of(self, name: str) -> str:
+        """The protocol a request for `name` goes over: its own, or the current server's."""
+        return URL(name).scheme if "://" in name else self._server.base.scheme
 
     def _in_dir(self, directory: str, name: str) -> str:
         """`name` inside a master-file directory attribute; empty means the server root."""
@@ -717,33 +895,44 @@ class SimPhone:
         data: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         limit: int | None = None,
-    ) -> _Reply:
+    ) -> TransportReply:
         """One request, failing over to the next server URL on connection failure.
 
         `limit` reads at most that many body bytes, then drops the connection
-        (a server that ignores Range sends the whole image).
+        (a server that ignores Range sends the whole image). An absolute URL
+        is tried at each address `hosts` gives its name, without moving the
+        phone off its server.
         """
         absolute = "://" in name
-        attempts = 1 if absolute else len(self._servers)
+        if absolute:
+            host = (URL(name).host or "").lower()
+            targets: list[tuple[URL, str | None, str]] = [
+                (URL(name), address, f"{_shown(name)} ({address})")
+                for address in self.spec.hosts.get(host, ())
+            ] or [(URL(name), None, _shown(name))]
         failures: list[str] = []
-        for _ in range(attempts):
-            server = self._server
-            url = URL(name) if absolute else server.base.join(URL(name))
+        for attempt in range(len(targets) if absolute else len(self._servers)):
+            if absolute:
+                url, address, label = targets[attempt]
+            else:
+                server = self._server
+                url, address, label = _join(server.base, name), server.address, server.display
             try:
-                reply = await self._send(method, url, stage, data, headers, limit)
-            except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-                failures.append(f"{server.display if not absolute else _shown(name)}: {_why(exc)}")
+                reply = await self._send(method, url, address, stage, data, headers, limit)
+            except (aiohttp.ClientConnectionError, ConnectionError, TimeoutError) as exc:
+                # aiohttp's connection errors, and the transports' (relay.sim.transports).
+                failures.append(f"{label}: {_why(exc)}")
                 if not absolute and len(self._servers) > 1:
                     self._current = (self._current + 1) % len(self._servers)
                     self._failovers += 1
                 continue
-            except aiohttp.ClientError as exc:
+            except (aiohttp.ClientError, CertError, OSError, ValueError) as exc:
                 raise _Abort(f"{method} {_shown(name)}: {_why(exc)}") from None
             self._requests.append((method, _shown(name), reply.status))
             if reply.status == 401:
                 raise _Unauthorized(
                     f"{method} {_shown(name)}: HTTP 401, the server refused the credentials "
-                    f"of user {self._user_for(url)!r}; check the user name and password"
+                    f"of user {self._account_for(url)[0]!r}; check the user name and password"
                 )
             return reply
         raise _Abort(f"{method} {_shown(name)}: cannot connect ({'; '.join(failures)})")
@@ -752,41 +941,95 @@ class SimPhone:
         self,
         method: str,
         url: URL,
+        address: str | None,
         stage: str,
         data: bytes | None,
         headers: Mapping[str, str] | None,
         limit: int | None,
-    ) -> _Reply:
-        serial = self.spec.mac if self.settings.value("device.prov.tagSerialNo") == "1" else None
-        all_headers = {
-            "User-Agent": format_user_agent(
-                self._identity.family, self._identity.model_token, self._firmware, stage, serial
-            ),
-            **(headers or {}),
-        }
-        if url.user is not None:
-            all_headers["Authorization"] = _basic(url.user, url.password or "")
-        elif self.spec.user and self._is_own_server(url):
-            all_headers["Authorization"] = _basic(self.spec.user, self.spec.password)
+    ) -> TransportReply:
+        """One request over the protocol the URL names, to `address` when `hosts` gave one."""
+        target = url if address is None else url.with_host(address)
+        timeout = self.spec.request_timeout
+        if url.scheme in ("ftp", "ftps"):
+            user, password = self._account_for(url)
+            reply = await ftp_request(
+                method,
+                target.with_user(None),
+                user=user,
+                password=password,
+                source_ip=self._address,
+                timeout=timeout,
+                data=data,
+                limit=limit,
+                cafile=self.spec.cacert,
+            )
+        elif url.scheme == "tftp":
+            reply = await tftp_request(
+                method, target, source_ip=self._address, timeout=timeout, limit=limit, data=data
+            )
+        else:
+            reply = await self._http(method, url, target, stage, data, headers, limit)
+        self._bytes_up += len(data or b"")
+        self._bytes_down += len(reply.body)
+        return reply
+
+    async def _http(
+        self,
+        method: str,
+        url: URL,
+        target: URL,
+        stage: str,
+        data: bytes | None,
+        headers: Mapping[str, str] | None,
+        limit: int | None,
+    ) -> TransportReply:
+        """HTTP(S) to `target`; when that is an address for `url`'s name, TLS proves the name."""
+        all_headers = {"User-Agent": self._user_agent(stage), **(headers or {})}
+        if url.user is not None or (self.spec.user and self._is_own_server(url)):
+            all_headers["Authorization"] = _basic(*self._account_for(url))
+        server_hostname = None
+        if target.host != url.host:
+            all_headers["Host"] = url.host_port_subcomponent or ""
+            server_hostname = url.host if url.scheme == "https" else None
         session = self._ensure_session()
         async with session.request(
-            method, url.with_user(None), data=data, headers=all_headers, allow_redirects=False
+            method,
+            target.with_user(None),
+            data=data,
+            headers=all_headers,
+            allow_redirects=False,
+            server_hostname=server_hostname,
         ) as response:
             if limit is None:
                 body = await response.read()
             else:
                 body = await _read_at_most(response, limit)
                 response.close()
-        self._bytes_up += len(data or b"")
-        self._bytes_down += len(body)
-        return _Reply(response.status, body)
+        return TransportReply(response.status, body)
+
+    def _user_agent(self, stage: str) -> str:
+        serial = self.spec.mac if self.settings.value("device.prov.tagSerialNo") == "1" else None
+        identity = self._identity
+        return format_user_agent(
+            identity.family, identity.model_token, self._firmware, stage, serial
+        )
+
+    def _account_for(self, url: URL) -> tuple[str, str]:
+        """The URL's own credentials, else the spec's for its own servers.
+
+        FTP without either logs in with the factory account (phones.md section 2).
+        """
+        if url.user is not None:
+            return url.user, url.password or ""
+        if self.spec.user and self._is_own_server(url):
+            return self.spec.user, self.spec.password
+        if url.scheme in ("ftp", "ftps"):
+            return FACTORY_FTP_ACCOUNT, FACTORY_FTP_ACCOUNT
+        return self.spec.user, self.spec.password
 
     def _is_own_server(self, url: URL) -> bool:
         """Credentials go only to the provisioning servers, never to another host."""
         return any(url.origin() == server.base.origin() for server in self._servers)
-
-    def _user_for(self, url: URL) -> str:
-        return url.user if url.user is not None else self.spec.user
 
     def _ensure_session(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -797,7 +1040,7 @@ class SimPhone:
                 except (OSError, ssl.SSLError) as exc:
                     raise _Abort(f"cannot load the CA file {self.spec.cacert}: {exc}") from None
             connector = aiohttp.TCPConnector(
-                local_addr=(self.spec.source_ip, 0), ssl=tls, limit=1, force_close=True
+                local_addr=(self._address, 0), ssl=tls, limit=1, force_close=True
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
@@ -826,9 +1069,12 @@ class SimPhone:
     async def _start_listeners(self) -> None:
         """REST (for models that have it) and SIP on the phone's own address.
 
-        A port that cannot be bound is an error of this boot, like any other.
+        A port that cannot be bound is an error of this boot, like any other;
+        a phone DHCP gave no address has nowhere to listen.
         """
-        ip = self.spec.source_ip
+        ip = self._address
+        if ip == DHCP_ADDRESS:
+            return
         scheme = self.rest_auth_scheme
         if self._rest_port is not None and scheme is not None:
             server = PhoneWebServer(
@@ -869,7 +1115,7 @@ class SimPhone:
             mac=self.spec.mac,
             part_number=self.spec.part_number,
             firmware=self._firmware,
-            ip=self.spec.source_ip,
+            ip=self._address,
             provisioning_state=self._state,
             powered_on_at=self._powered_on_at or 0.0,
             last_restart_reason=self._restart_reason,
@@ -936,6 +1182,19 @@ async def _read_at_most(response: aiohttp.ClientResponse, limit: int) -> bytes:
         chunks.append(chunk)
         remaining -= len(chunk)
     return b"".join(chunks)
+
+
+def _join(base: URL, name: str) -> URL:
+    """`name` resolved against `base` (RFC 3986 section 5.2).
+
+    urllib's join, under yarl's, resolves only the schemes it knows (not
+    tftp or ftps): those go through an http stand-in, keeping their port.
+    """
+    joined = base.join(URL(name))
+    if joined.is_absolute():
+        return joined
+    stand_in = base.with_scheme("http").join(URL(name))
+    return stand_in.with_scheme(base.scheme).with_port(base.explicit_port)
 
 
 def _basic(user: str, password: str) -> str:
