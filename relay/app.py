@@ -284,8 +284,10 @@ async def run(
                     config.bind_address,
                     config.port(config.relay_https_port),
                     config.port(config.relay_http_port) if config.relay_http else None,
+                    tftp=config.port(config.relay_tftp_port),
                 ),
                 routes=tuple(ztp_routes(ztp)),
+                spool_dir=data_dir / "spool",
             )
             try:
                 relay_facts = await front.start()

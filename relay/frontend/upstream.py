@@ -101,12 +101,17 @@ class Upstream:
         *,
         tls: ssl.SSLContext | None = None,
         timeout: float = 30.0,
+        connect_timeout: float = 5.0,
         connections: int = 256,
     ) -> None:
         self.base = URL(base if base.endswith("/") else base + "/")
         self._credential = f"Relay {relay_id}:{secret}"
         self._tls = tls
-        self._timeout = aiohttp.ClientTimeout(total=None, connect=timeout, sock_read=timeout)
+        # A short connect timeout: a cloud that drops packets must be found out before
+        # the phone's own retry (TFTP phones are told to retry after a few seconds).
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, connect=connect_timeout, sock_read=timeout
+        )
         self._connections = connections
         self._session: aiohttp.ClientSession | None = None
         self._down_since: str | None = None

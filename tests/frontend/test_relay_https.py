@@ -313,3 +313,14 @@ async def test_plain_http_for_phones_is_off_unless_asked_for(relay_up: RelayFact
     async with relay_up(agent=True, relay_http=True) as relay:
         reply = await relay.curl("GET", f"/{MAC}.cfg", base=relay.facts["relay_http"])
         assert reply.status == 200
+
+
+async def test_relay_up_serves_the_master_file_over_tftp_as_over_https(relayed: Relay) -> None:
+    url = f"{relayed.facts['relay_tftp']}{MAC}.cfg"
+    process = await asyncio.create_subprocess_exec(
+        relayed.curl_binary, "-s", "--max-time", "15", url, stdout=asyncio.subprocess.PIPE
+    )
+    body, _ = await process.communicate()
+    direct = await relayed.curl("GET", f"/{MAC}.cfg")
+    assert process.returncode == 0
+    assert body == direct.body

@@ -38,9 +38,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 from relay.proto.tftp.packet import (
+    ACK,
     ILLEGAL_OPERATION,
     MAX_BLKSIZE,
     NOT_DEFINED,
@@ -66,6 +67,9 @@ _WIRE = 0x10000
 # of the 16-bit space.
 _MAX_CONFIG_WINDOW = 0x8000
 _NUMBER_RE = re.compile(r"[0-9]{1,10}")
+# A window prepared ahead (ReadSession.prepare) is held per transfer: 2,000
+# transfers of 32 blocks of 1,468 bytes hold 94 MB; larger windows are not held.
+_PREPARED_BYTES = 64 * 1024
 
 Status = Literal["running", "done", "failed"]
 
@@ -135,17 +139,28 @@ class Negotiated:
     oack: tuple[tuple[str, str], ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Output:
+class Output(NamedTuple):
     """What the adapter must do after an input: send these datagrams, wake at `deadline`.
 
     `deadline` is None once the session is over; `reason` says why it failed.
+    An immutable NamedTuple rather than a frozen dataclass: one is built per ACK,
+    the hot path, and a frozen dataclass's __init__ (object.__setattr__ per
+    field) cost more than the rest of the ACK's handling (bench/RESULTS.md).
     """
 
     send: tuple[bytes, ...] = ()
     deadline: float | None = None
     status: Status = "running"
     reason: str = ""
+
+
+class _Window(NamedTuple):
+    """Blocks `first` to `last` framed as DATA packets, and their payload bytes."""
+
+    first: int
+    last: int
+    datagrams: tuple[bytes, ...]
+    size: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +210,7 @@ class ReadSession:
         "_deadline",
         "_duplicates",
         "_oack",
+        "_prepared",
         "_reason",
         "_retransmissions",
         "_sent_blocks",
@@ -226,6 +242,7 @@ class ReadSession:
         self._total = size // agreed.blksize + 1  # the last block is short, maybe empty
         self._acked = 0
         self._sent_end = 0
+        self._prepared: _Window | None = None
         self._tries = 0
         self._deadline = 0.0
         self._status: Status = "running"
@@ -270,6 +287,9 @@ class ReadSession:
         """A datagram from the client's TID (the adapter answers other TIDs with ERROR 5)."""
         if self._status != "running":
             return self._idle()
+        if len(data) == 4 and data[0] == 0 and data[1] == ACK:
+            # The hot path, one ACK per window: read as parse_packet would, without a packet object.
+            return self._on_ack(data[2] << 8 | data[3], now)
         try:
             packet = parse_packet(data)
         except TftpError as exc:
@@ -319,6 +339,23 @@ class ReadSession:
             return self._idle()
         return self._send_window(now)
 
+    def prepare(self) -> None:
+        """Build now the window that an ACK of everything sent will release.
+
+        The adapter calls it once the datagrams of an input are sent: reading and
+        framing the next window then overlap the client's handling of this one
+        instead of delaying the answer to its ACK (in lock-step, every block
+        waits for that answer). Kept only up to _PREPARED_BYTES; an ACK that
+        asks for another window discards it.
+        """
+        if self._status != "running" or self._prepared is not None:
+            return
+        first = self._sent_end + 1
+        last = min(self._sent_end + self._windowsize, self._total)
+        if first > last or (last - first + 1) * self._blksize > _PREPARED_BYTES:
+            return
+        self._prepared = self._build(first, last)
+
     def _send_window(self, now: float, *, restart: bool = True) -> Output:
         """Send blocks after the last acknowledged one, up to a window (RFC 7440 section 4)."""
         if restart:
@@ -326,20 +363,34 @@ class ReadSession:
             self._deadline = now + self._timeout
         first = self._acked + 1
         last = min(self._acked + self._windowsize, self._total)
-        datagrams: list[bytes] = []
-        for block in range(first, last + 1):
-            offset = (block - 1) * self._blksize
-            expected = min(self._blksize, self._size - offset)
-            payload = self._source.read(offset, expected)
-            if len(payload) != expected or self._source.size != self._size:
-                return self._fail(
-                    NOT_DEFINED, "file changed", "the file changed while it was being sent"
-                )
-            datagrams.append(build_data(block % _WIRE, payload))
-            self._sent_bytes += expected
-        self._sent_blocks += len(datagrams)
+        window, self._prepared = self._prepared, None
+        if window is None or window.first != first or window.last != last:
+            window = self._build(first, last)
+        if window is None:
+            return self._fail(
+                NOT_DEFINED, "file changed", "the file changed while it was being sent"
+            )
+        self._sent_bytes += window.size
+        self._sent_blocks += len(window.datagrams)
         self._sent_end = max(self._sent_end, last)
-        return Output(tuple(datagrams), self._deadline)
+        return Output(window.datagrams, self._deadline)
+
+    def _build(self, first: int, last: int) -> _Window | None:
+        """The DATA packets of blocks `first` to `last`; None when the source changed size."""
+        blksize, size, read = self._blksize, self._size, self._source.read
+        datagrams: list[bytes] = []
+        total = 0
+        for block in range(first, last + 1):
+            offset = (block - 1) * blksize
+            expected = min(blksize, size - offset)
+            payload = read(offset, expected)
+            if len(payload) != expected:
+                return None
+            datagrams.append(build_data(block % _WIRE, payload))
+            total += expected
+        if self._source.size != size:
+            return None
+        return _Window(first, last, tuple(datagrams), total)
 
     def _fail(self, code: int, message: str, reason: str) -> Output:
         self._status, self._deadline, self._reason = "failed", 0.0, reason
