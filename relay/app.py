@@ -284,6 +284,7 @@ async def run(
                     config.bind_address,
                     config.port(config.relay_https_port),
                     config.port(config.relay_http_port) if config.relay_http else None,
+                    ftp=config.port(config.relay_ftp_port),
                     tftp=config.port(config.relay_tftp_port),
                 ),
                 routes=tuple(ztp_routes(ztp)),

@@ -20,6 +20,7 @@ from pathlib import Path
 from aiohttp import web
 
 from relay.frontend.firmware import ImageDirectory
+from relay.frontend.ftp import FtpFrontend
 from relay.frontend.provhttp import HttpFrontend
 from relay.frontend.tftp import TftpConfig, TftpServer
 from relay.frontend.tftp_relay import TftpRelay
@@ -40,6 +41,7 @@ class FrontEndPorts:
     bind: str
     https: int
     http: int | None
+    ftp: int | None = None
     tftp: int | None = None
 
 
@@ -64,6 +66,8 @@ class FrontEnd:
         self._routes = routes
         self._runners: list[web.AppRunner] = []
         self._tftp: TftpServer | None = None
+        self._ftp: FtpFrontend | None = None
+        self._images = images
 
     async def start(self) -> dict[str, str]:
         facts: dict[str, str] = {}
@@ -73,10 +77,26 @@ class FrontEnd:
         if self._ports.http is not None:
             port = await self._listen(self._ports.http, None, "relay HTTP")
             facts["relay_http"] = f"http://{_url_host(host)}:{port}/"
+        if self._ports.ftp is not None:
+            port = await self._start_ftp(self._ports.ftp)
+            facts["relay_ftp"] = f"ftp://{_url_host(host)}:{port}/"
         if self._ports.tftp is not None:
             port = await self._start_tftp(self._ports.tftp)
             facts["relay_tftp"] = f"tftp://{_url_host(host)}:{port}/"
         return facts
+
+    async def _start_ftp(self, port: int) -> int:
+        """FTP, and explicit FTPS (AUTH TLS) on the same port with the HTTPS certificate."""
+        ftp = FtpFrontend(self._ports.bind, port, self.upstream, self._images, tls=self._tls)
+        try:
+            await ftp.start()
+        except OSError as exc:
+            raise FrontEndError(
+                f"relay FTP: cannot listen on {self._ports.bind}:{port}: {exc.strerror}; "
+                "pass another --relay-ftp-port (port 21 needs CAP_NET_BIND_SERVICE)"
+            ) from exc
+        self._ftp = ftp
+        return ftp.address[1]
 
     async def _start_tftp(self, port: int) -> int:
         if self._spool_dir is not None:
@@ -121,6 +141,9 @@ class FrontEnd:
         return int(runner.addresses[-1][1])
 
     async def close(self) -> None:
+        if self._ftp is not None:
+            await self._ftp.close()
+            self._ftp = None
         if self._tftp is not None:
             await self._tftp.close()
             self._tftp = None

@@ -19,9 +19,7 @@ The outage is logged once, when it starts, and once more when it ends.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import concurrent.futures
 import io
 import logging
 import ssl
@@ -221,32 +219,3 @@ class Upstream:
                 error=self._down_since,
                 effect="phones are answered with a retryable error until it is back",
             )
-
-
-class BlockingUpstream:
-    """`Upstream` for code that runs in threads (pyftpdlib): each call hops to the loop."""
-
-    def __init__(
-        self, upstream: Upstream, loop: asyncio.AbstractEventLoop, timeout: float = 60.0
-    ) -> None:
-        self.upstream = upstream
-        self._loop = loop
-        self._timeout = timeout
-
-    def fetch(
-        self,
-        method: str,
-        path: str,
-        phone: Phone,
-        *,
-        limit: int,
-        data: bytes | None = None,
-    ) -> Fetched:
-        future = asyncio.run_coroutine_threadsafe(
-            self.upstream.fetch(method, path, phone, limit=limit, data=data), self._loop
-        )
-        try:
-            return future.result(self._timeout)
-        except concurrent.futures.TimeoutError as exc:
-            future.cancel()
-            raise UpstreamUnavailable(f"the cloud did not answer in {self._timeout} s") from exc

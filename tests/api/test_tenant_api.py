@@ -27,6 +27,16 @@ async def test_short_provisioning_password_is_refused(api: Api) -> None:
     assert reply.body["error"]["field"] == "provisioning_account.password"
 
 
+async def test_the_phones_factory_account_can_be_chosen_on_purpose(api: Api) -> None:
+    body = {"provisioning_account": {"user": "PlcmSpIp", "password": "PlcmSpIp"}}
+    assert (await api.patch("/tenant", body)).status == 200
+
+
+async def test_the_factory_password_with_another_user_is_still_too_short(api: Api) -> None:
+    body = {"provisioning_account": {"user": "phones", "password": "PlcmSpIp"}}
+    assert (await api.patch("/tenant", body)).status == 422
+
+
 @pytest.mark.parametrize("hostname", ["acme", "ab", "a_b-1", "x" * 31])
 async def test_valid_host_names_are_accepted(api: Api, hostname: str) -> None:
     assert (await api.patch("/tenant", {"hostname": hostname})).status == 200

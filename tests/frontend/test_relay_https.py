@@ -324,3 +324,27 @@ async def test_relay_up_serves_the_master_file_over_tftp_as_over_https(relayed: 
     direct = await relayed.curl("GET", f"/{MAC}.cfg")
     assert process.returncode == 0
     assert body == direct.body
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["ftp", "ftps"])
+async def test_relay_up_serves_the_master_file_over_ftp_as_over_https(
+    relayed: Relay, tls: bool
+) -> None:
+    user, password = relayed.account
+    url = f"{relayed.facts['relay_ftp']}{MAC}.cfg"
+    extra = ["--ssl-reqd", "--cacert", relayed.ca_cert] if tls else []
+    process = await asyncio.create_subprocess_exec(
+        relayed.curl_binary,
+        "-s",
+        "--max-time",
+        "15",
+        "-u",
+        f"{user}:{password}",
+        *extra,
+        url,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    body, _ = await process.communicate()
+    direct = await relayed.curl("GET", f"/{MAC}.cfg")
+    assert process.returncode == 0
+    assert body == direct.body
