@@ -19,12 +19,14 @@ with atheris.instrument_imports():
     from relay.cloud.rules.errors import RuleError
     from relay.cloud.rules.sites_csv import parse_subnets_json
     from relay.cloud.rules.ztp import parse_directory
+    from relay.frontend.ftp_rules import WriteRefused, change_directory, resolve, upload
     from relay.proto.csv.table import CsvError, read_table
     from relay.proto.dhcp.inform import InformResponder
     from relay.proto.dhcp.leases import LeaseConfig, LeaseTable, Pool
     from relay.proto.dhcp.options import BootOptions
     from relay.proto.dhcp.packet import DhcpError, build, parse
     from relay.proto.polycom.cfgfile import ConfigFileError, parse_config
+    from relay.proto.polycom.paths import PathRejected
     from relay.proto.sip.message import SipError, parse_message
     from relay.proto.tftp.names import screen
     from relay.proto.tftp.packet import Request, TftpError, parse_packet
@@ -119,6 +121,15 @@ def fuzz_ztp(data: bytes) -> None:
         parse_directory(value)
 
 
+def fuzz_ftp_names(data: bytes) -> None:
+    """An FTP command's argument as a file name, a write and a working directory."""
+    text = data.decode("utf-8", "replace")
+    with contextlib.suppress(PathRejected, WriteRefused):
+        upload(resolve("/", text).names, append=text.endswith(".log"))
+    with contextlib.suppress(PathRejected):
+        change_directory("/", text)
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "csv": fuzz_csv,
     "cfg": fuzz_cfg,
@@ -129,6 +140,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "phone_answer": fuzz_phone_answer,
     "tftp": fuzz_tftp,
     "ztp": fuzz_ztp,
+    "ftp_names": fuzz_ftp_names,
 }
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ SEEDS = {
         b"From: <sip:relay@127.0.0.1>;tag=1\r\nTo: <sip:127.20.0.5>\r\nCall-ID: a@b\r\n"
         b"CSeq: 1 NOTIFY\r\nEvent: check-sync\r\nContent-Length: 0\r\n\r\n",
     ],
+    "ftp_names": [b"/0004f2a1b2c3-app.log", b"logs/../../etc/passwd", b"contacts"],
     "ztp": [
         b'{"version": 3, "devices": {"0004f2a1b2c3": {"url": "https://relay.example/",'
         b' "user": "phones", "password": "pw"}}}',
