@@ -143,20 +143,31 @@ class HttpFrontend:
             response = web.StreamResponse(status=answer.status, headers=headers)
             if answer.content_length is not None:
                 response.content_length = answer.content_length
-            await response.prepare(request)
-            if request.method != "HEAD":
-                try:
-                    async for chunk in answer.content.iter_chunked(STREAM_CHUNK):
-                        await response.write(chunk)
-                except (aiohttp.ClientError, TimeoutError) as exc:
-                    # The status line is gone already: cut the connection, so the phone
-                    # sees a short body (never a complete-looking wrong one) and retries.
-                    event(log, "relay_dropped", logging.WARNING, path=request.path, error=str(exc))
-                    if request.transport is not None:
-                        request.transport.close()
-                    return response
-            await response.write_eof()
+            try:
+                await response.prepare(request)
+                if request.method == "HEAD" or await _copy(answer, response, request):
+                    await response.write_eof()
+            except ConnectionResetError:
+                # The phone gave up waiting and closed its connection: nobody to answer.
+                event(log, "phone_left", logging.DEBUG, source=phone.address, path=request.path)
             return response
+
+
+async def _copy(
+    answer: aiohttp.ClientResponse, response: web.StreamResponse, request: web.Request
+) -> bool:
+    """The cloud's body to the phone as it arrives; False if the cloud broke it off."""
+    try:
+        async for chunk in answer.content.iter_chunked(STREAM_CHUNK):
+            await response.write(chunk)
+    except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, TimeoutError) as exc:
+        # The status line is gone already: cut the connection, so the phone sees a
+        # short body (never a complete-looking wrong one) and retries.
+        event(log, "relay_dropped", logging.WARNING, path=request.path, error=str(exc))
+        if request.transport is not None:
+            request.transport.close()
+        return False
+    return True
 
 
 def _file_tag(path: Path) -> str:

@@ -100,15 +100,17 @@ class Upstream:
         tls: ssl.SSLContext | None = None,
         timeout: float = 30.0,
         connect_timeout: float = 5.0,
-        connections: int = 256,
+        connections: int = 512,
     ) -> None:
         self.base = URL(base if base.endswith("/") else base + "/")
         self._credential = f"Relay {relay_id}:{secret}"
         self._tls = tls
-        # A short connect timeout: a cloud that drops packets must be found out before
-        # the phone's own retry (TFTP phones are told to retry after a few seconds).
+        # A short TCP connect timeout (`sock_connect`): a cloud that drops packets must
+        # be found out before the phone's own retry. Not `connect`: in aiohttp that also
+        # counts the wait for a free pooled connection, and a boot storm's queue there
+        # is no outage.
         self._timeout = aiohttp.ClientTimeout(
-            total=None, connect=connect_timeout, sock_read=timeout
+            total=None, sock_connect=connect_timeout, sock_read=timeout
         )
         self._connections = connections
         self._session: aiohttp.ClientSession | None = None
