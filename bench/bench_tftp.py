@@ -16,8 +16,11 @@ In one run:
    how many failed and why, the wall time. Goal: all complete, none failed.
 
 Our server runs as a subprocess (`--serve`): `relay.frontend.tftp.TftpServer`
-with the relay's firmware path, `ImageDirectory.find` then `FileSource` (pread
-on an open descriptor), exactly what it does for a published image.
+(requests on its asyncio loop, transfers on its engine thread,
+relay.frontend.tftp_engine) with the relay's firmware path,
+`ImageDirectory.find` then `FileSource` (pread on an open descriptor), exactly
+what it does for a published image. `--profile` samples whichever of its threads
+holds the GIL: the engine's during transfers.
 
     .venv/bin/python bench/bench_tftp.py                  # 50 MB x 5 runs each, 2,000 at once
     .venv/bin/python bench/bench_tftp.py --quick          # 10 MB x 2 runs, 200 at once

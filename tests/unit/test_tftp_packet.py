@@ -16,6 +16,7 @@ from relay.proto.tftp.packet import (
     TftpError,
     build_ack,
     build_data,
+    build_data_run,
     build_error,
     build_oack,
     build_request,
@@ -134,3 +135,33 @@ def test_an_error_message_is_made_printable_and_bounded() -> None:
     assert isinstance(parsed, Error)
     assert parsed.message.startswith("bad?thing")
     assert len(parsed.message) == 255
+
+
+def test_a_run_of_data_packets_is_build_data_per_block_rolling_over_after_65535() -> None:
+    payload = bytes(range(250)) * 4  # 1,000 bytes: 3 full blocks of 300 and 100 more
+
+    run = build_data_run(65534, 4, payload, 300)
+
+    assert run == tuple(
+        build_data(block, payload[i * 300 : (i + 1) * 300])
+        for i, block in enumerate((65534, 65535, 0, 1))
+    )
+
+
+def test_a_run_ends_with_an_empty_block_when_the_payload_fills_the_ones_before() -> None:
+    assert build_data_run(1, 3, b"ab" * 4, 4) == (
+        build_data(1, b"abab"),
+        build_data(2, b"abab"),
+        build_data(3, b""),
+    )
+
+
+@pytest.mark.parametrize(
+    ("first", "count", "size", "blksize"),
+    [(65536, 1, 1, 512), (-1, 1, 1, 512), (1, 0, 0, 512), (1, 2, 1025, 512), (1, 1, 1, 65465)],
+)
+def test_a_run_refuses_what_build_data_refuses(
+    first: int, count: int, size: int, blksize: int
+) -> None:
+    with pytest.raises(TftpError):
+        build_data_run(first, count, b"x" * size, blksize)

@@ -163,9 +163,34 @@ def build_data(block: int, payload: bytes) -> bytes:
     return _HEADER.pack(DATA, block) + payload
 
 
+def build_data_run(first: int, count: int, payload: bytes, blksize: int) -> tuple[bytes, ...]:
+    """The DATA packets of `count` consecutive blocks holding `payload`, cut every `blksize` bytes.
+
+    Blocks are numbered from the wire number `first` on, rolling over from 65535
+    to 0; blocks past the end of `payload` are empty (a file whose size is a
+    multiple of blksize ends with an empty block, RFC 1350 section 6). Checks
+    once what build_data checks per block: a window is framed in one call, on
+    the server's per-ACK path.
+    """
+    if not 0 <= first <= MAX_BLOCK:
+        raise TftpError(f"block number {first} is not a 16-bit number")
+    if not 0 < blksize <= MAX_BLKSIZE:
+        raise TftpError(f"a DATA payload is at most {MAX_BLKSIZE} bytes")
+    if count < 1 or len(payload) > count * blksize:
+        raise TftpError(f"{len(payload)} bytes do not fit {count} blocks of {blksize}")
+    pack = _HEADER.pack
+    if count == 1:
+        return (pack(DATA, first) + payload,)
+    return tuple(
+        pack(DATA, (first + index) & MAX_BLOCK) + payload[offset : offset + blksize]
+        for index, offset in enumerate(range(0, count * blksize, blksize))
+    )
+
+
 def build_ack(block: int) -> bytes:
     """An ACK packet for the 16-bit wire block number `block`."""
-    _check_block(block)
+    if not 0 <= block <= MAX_BLOCK:
+        raise TftpError(f"block number {block} is not a 16-bit number")
     return _HEADER.pack(ACK, block)
 
 

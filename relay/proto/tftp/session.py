@@ -49,7 +49,7 @@ from relay.proto.tftp.packet import (
     Error,
     Request,
     TftpError,
-    build_data,
+    build_data_run,
     build_error,
     build_oack,
     parse_packet,
@@ -72,6 +72,9 @@ _NUMBER_RE = re.compile(r"[0-9]{1,10}")
 _PREPARED_BYTES = 64 * 1024
 
 Status = Literal["running", "done", "failed"]
+# The per-ACK path builds its NamedTuples with tuple.__new__: a NamedTuple's own
+# __new__ is a Python function, one more call per block in lock-step (bench/RESULTS.md).
+_new = tuple.__new__
 
 
 class DataSource(Protocol):
@@ -212,6 +215,7 @@ class ReadSession:
         "_oack",
         "_prepared",
         "_reason",
+        "_release",
         "_retransmissions",
         "_sent_blocks",
         "_sent_bytes",
@@ -243,6 +247,7 @@ class ReadSession:
         self._acked = 0
         self._sent_end = 0
         self._prepared: _Window | None = None
+        self._release = b""  # the ACK that releases the prepared window
         self._tries = 0
         self._deadline = 0.0
         self._status: Status = "running"
@@ -287,6 +292,18 @@ class ReadSession:
         """A datagram from the client's TID (the adapter answers other TIDs with ERROR 5)."""
         if self._status != "running":
             return self._idle()
+        window = self._prepared
+        if window is not None and data == self._release:
+            # The hot path: the ACK of everything sent releases the window prepared after it,
+            # exactly as _on_ack and _send_window would (tests/unit/test_tftp_prepare.py).
+            self._prepared = None
+            self._acked = self._sent_end
+            self._tries = 1
+            self._deadline = deadline = now + self._timeout
+            self._sent_bytes += window.size
+            self._sent_blocks += len(window.datagrams)
+            self._sent_end = window.last
+            return _new(Output, (window.datagrams, deadline, "running", ""))
         if len(data) == 4 and data[0] == 0 and data[1] == ACK:
             # The hot path, one ACK per window: read as parse_packet would, without a packet object.
             return self._on_ack(data[2] << 8 | data[3], now)
@@ -342,19 +359,22 @@ class ReadSession:
     def prepare(self) -> None:
         """Build now the window that an ACK of everything sent will release.
 
-        The adapter calls it once the datagrams of an input are sent: reading and
-        framing the next window then overlap the client's handling of this one
-        instead of delaying the answer to its ACK (in lock-step, every block
-        waits for that answer). Kept only up to _PREPARED_BYTES; an ACK that
-        asks for another window discards it.
+        The adapter may call it once the datagrams of an input are sent: reading
+        and framing the next window then overlap the client's handling of this
+        one instead of delaying the answer to its ACK. Kept only up to
+        _PREPARED_BYTES; an ACK that asks for another window discards it. The
+        ACK that releases it is answered without the general ACK path (the
+        per-window hot path, `on_datagram`).
         """
-        if self._status != "running" or self._prepared is not None:
+        if self._status != "running" or self._prepared is not None or not self._tries:
             return
         first = self._sent_end + 1
         last = min(self._sent_end + self._windowsize, self._total)
         if first > last or (last - first + 1) * self._blksize > _PREPARED_BYTES:
             return
         self._prepared = self._build(first, last)
+        # build_ack's bytes, without a call per block: the ACK opcode, then the wire block.
+        self._release = (ACK << 16 | self._sent_end % _WIRE).to_bytes(4, "big")
 
     def _send_window(self, now: float, *, restart: bool = True) -> Output:
         """Send blocks after the last acknowledged one, up to a window (RFC 7440 section 4)."""
@@ -373,24 +393,21 @@ class ReadSession:
         self._sent_bytes += window.size
         self._sent_blocks += len(window.datagrams)
         self._sent_end = max(self._sent_end, last)
-        return Output(window.datagrams, self._deadline)
+        return _new(Output, (window.datagrams, self._deadline, "running", ""))
 
     def _build(self, first: int, last: int) -> _Window | None:
-        """The DATA packets of blocks `first` to `last`; None when the source changed size."""
-        blksize, size, read = self._blksize, self._size, self._source.read
-        datagrams: list[bytes] = []
-        total = 0
-        for block in range(first, last + 1):
-            offset = (block - 1) * blksize
-            expected = min(blksize, size - offset)
-            payload = read(offset, expected)
-            if len(payload) != expected:
-                return None
-            datagrams.append(build_data(block % _WIRE, payload))
-            total += expected
-        if self._source.size != size:
+        """The DATA packets of blocks `first` to `last`; None when the source changed size.
+
+        One read for the whole window (one pread of a file, not one per block).
+        """
+        blksize, size, source = self._blksize, self._size, self._source
+        offset = (first - 1) * blksize
+        expected = min((last - first + 1) * blksize, size - offset)
+        payload = source.read(offset, expected)
+        if len(payload) != expected or source.size != size:
             return None
-        return _Window(first, last, tuple(datagrams), total)
+        datagrams = build_data_run(first % _WIRE, last - first + 1, payload, blksize)
+        return _new(_Window, (first, last, datagrams, expected))
 
     def _fail(self, code: int, message: str, reason: str) -> Output:
         self._status, self._deadline, self._reason = "failed", 0.0, reason
