@@ -5,8 +5,9 @@ HTTP when enabled) through relay.frontend.provhttp, FTP/FTPS and TFTP, all
 relaying to the cloud through one `Upstream`. `start()` returns the ready-line
 facts (`relay_https`, `relay_http`, `relay_ftp`, `relay_tftp`) as URLs.
 
-Each TFTP transfer holds a file descriptor: the soft RLIMIT_NOFILE is raised
-to the hard limit at start, so a boot storm is not refused for lack of them.
+Each TFTP transfer holds file descriptors: at start the soft RLIMIT_NOFILE is
+raised (within the hard limit) to two per transfer plus headroom, so a boot storm
+is not refused for lack of them.
 """
 
 from __future__ import annotations
