@@ -11,18 +11,30 @@ exchange is a relayed DISCOVER-OFFER-REQUEST-ACK answered by unicast. Each
 server runs in turn on the same link with the same pool (198.51.100.10-250,
 lease 3600 s) and the same perfdhcp command at each rate; every ACK is
 persisted before it is sent by both: ours appends to its SQLite lease log
-(WAL, synchronous=FULL), Kea writes a line to its memfile CSV (lfc-interval
-0: no lease file cleanup during the run). `-R` clients (default 200) keep
-coming back, so each exchange renews a lease: the pool never runs dry.
+(WAL) at each `dhcp_durability` level asked for, "fsync" (synchronous=FULL:
+survives a power cut) and "process" (synchronous=NORMAL: survives kill -9,
+not a power cut), and Kea writes a line to its memfile CSV without fsync
+(the "process" level; lfc-interval 0: no lease file cleanup during the run).
+`-R` clients (default 200) keep coming back, so each exchange renews a
+lease: the pool never runs dry.
 
 Ours runs exactly as `relay up --dhcp-interface` starts it (`start_dhcp`),
 alone in its process. Figures: the ACKs perfdhcp received per second of the
-test period (completed exchanges = leases granted and persisted), and its
-drops (no answer within 1 s).
+test period (completed exchanges = leases granted and persisted), its drops
+(no answer within 1 s), and the server's CPU time per ACK (user + system,
+from /proc: what the server spent, whatever else loads the machine).
 
     sudo .venv/bin/python bench/bench_dhcp.py                 # rates 1000-8000/s, 10 s each
     sudo .venv/bin/python bench/bench_dhcp.py --quick         # 2 rates, 4 s each
     sudo .venv/bin/python bench/bench_dhcp.py --rates 3000 --seconds 20 --json /tmp/dhcp.json
+    sudo .venv/bin/python bench/bench_dhcp.py --durability process   # one level only
+    sudo .venv/bin/python bench/bench_dhcp.py --rounds 3      # each rate 3 times, interleaved
+
+The machine may be loaded by other work, which moves every figure; with
+`--rounds N` each rate runs N rounds of every server back to back (the order
+rotated each round), and the table gives each server's best and its range,
+the ratio of the bests, and the median of the per-round ratios (each taken
+from runs a few seconds apart, under about the same load).
 
 Needs root, `ip` (iproute2), perfdhcp (package kea-admin) and kea-dhcp4
 (package kea-dhcp4-server). Everything it creates (namespaces, temporary
@@ -39,6 +51,7 @@ import re
 import secrets
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -66,7 +79,8 @@ from relay.frontend.dhcpsetup import start_dhcp
 
 async def main() -> None:
     config = Config(data_dir=Path(sys.argv[1]), dhcp_interface=sys.argv[2],
-                    dhcp_pool=sys.argv[3], dhcp_lease_seconds=int(sys.argv[4]))
+                    dhcp_pool=sys.argv[3], dhcp_lease_seconds=int(sys.argv[4]),
+                    dhcp_durability=sys.argv[6])
     server = await start_dhcp(config, sys.argv[5], config.data_dir)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
@@ -83,11 +97,13 @@ asyncio.run(main())
 class Row:
     server: str
     rate: int
+    round: int
     seconds: float
     leases_per_second: float
     discover_drops: int
     request_drops: int
     sent: int
+    cpu_seconds: float
 
 
 def ip(*argv: str) -> None:
@@ -161,9 +177,18 @@ def kea_config(interface: str, work: Path) -> dict[str, object]:
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` so far (proc(5), /proc/PID/stat fields 14, 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
-def serving(which: str, server_ns: str, interface: str, work: Path) -> Iterator[None]:
-    """Run one server in the server namespace until the block ends (SIGTERM, then SIGKILL)."""
+def serving(which: str, server_ns: str, interface: str, work: Path) -> Iterator[int]:
+    """Run one server in the server namespace until the block ends (SIGTERM, then SIGKILL).
+
+    Yields its process id (`ip netns exec` execs the server in place).
+    """
     directory = work / which
     directory.mkdir()
     env = dict(os.environ)
@@ -174,8 +199,9 @@ def serving(which: str, server_ns: str, interface: str, work: Path) -> Iterator[
         argv = ["kea-dhcp4", "-c", str(config)]
     else:
         pool = f"{POOL[0]}-{POOL[1]}"
+        durability = which.removeprefix("ours-")
         argv = [sys.executable, "-c", OURS, str(directory), interface, pool,
-                str(LEASE_SECONDS), BOOT_URL]  # fmt: skip
+                str(LEASE_SECONDS), BOOT_URL, durability]  # fmt: skip
     with (directory / "stderr.log").open("wb") as stderr:
         process = subprocess.Popen(
             ["ip", "netns", "exec", server_ns, *argv],
@@ -186,7 +212,7 @@ def serving(which: str, server_ns: str, interface: str, work: Path) -> Iterator[
         )
     try:
         wait_until_serving(which, process, directory)
-        yield
+        yield process.pid
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -200,7 +226,7 @@ def serving(which: str, server_ns: str, interface: str, work: Path) -> Iterator[
 
 def wait_until_serving(which: str, process: subprocess.Popen[bytes], directory: Path) -> None:
     assert process.stdout is not None
-    if which == "ours":
+    if which.startswith("ours"):
         line = process.stdout.readline()
         if line.strip() != b"ready":
             raise SystemExit(f"our server did not start: {(directory / 'stderr.log').read_text()}")
@@ -223,14 +249,15 @@ def perfdhcp(client_ns: str, rate: int, seconds: int, clients: int) -> tuple[str
     return done.stdout, time.monotonic() - started
 
 
-def figures(which: str, rate: int, seconds: float, report: str) -> Row:
+def figures(which: str, rate: int, round_: int, seconds: float, report: str, cpu: float) -> Row:
     """ACKs received per second of sending (perfdhcp's own "Rate" also counts the -W wait)."""
     drops = [int(n) for n in re.findall(r"^drops: (\d+)$", report, re.MULTILINE)]
     sent = [int(n) for n in re.findall(r"^sent packets: (\d+)$", report, re.MULTILINE)]
     received = [int(n) for n in re.findall(r"^received packets: (\d+)$", report, re.MULTILINE)]
     if len(drops) != 2 or len(sent) != 2 or len(received) != 2:
         raise SystemExit(f"cannot read perfdhcp's report:\n{report}")
-    return Row(which, rate, seconds, received[1] / seconds, drops[0], drops[1], sent[0])
+    leases = received[1] / seconds
+    return Row(which, rate, round_, seconds, leases, drops[0], drops[1], sent[0], cpu)
 
 
 def main() -> int:
@@ -238,6 +265,10 @@ def main() -> int:
     parser.add_argument("--rates", type=int, nargs="+", default=[1000, 2000, 4000, 8000])
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument(
+        "--durability", nargs="+", choices=["fsync", "process"], default=["fsync", "process"]
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="runs of every server per rate")
     parser.add_argument("--quick", action="store_true", help="rates 1000 and 4000, 4 s each")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args()
@@ -248,35 +279,69 @@ def main() -> int:
     for program, package in (("perfdhcp", "kea-admin"), ("kea-dhcp4", "kea-dhcp4-server")):
         if shutil.which(program) is None:
             raise SystemExit(f"needs {program} (apt-get install {package})")
+    servers = [f"ours-{level}" for level in args.durability] + ["kea"]
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="bench-dhcp-") as tmp, link() as names:
         server_ns, client_ns, interface = names
         for rate in args.rates:
-            for which in ("ours", "kea"):
-                work = Path(tmp) / f"{which}-{rate}"
-                work.mkdir()
-                with serving(which, server_ns, interface, work):
-                    report, _ = perfdhcp(client_ns, rate, args.seconds, args.clients)
-                rows.append(figures(which, rate, args.seconds, report))
-                print(json.dumps(asdict(rows[-1])), flush=True)
+            for round_ in range(args.rounds):
+                for which in servers[round_ % len(servers) :] + servers[: round_ % len(servers)]:
+                    work = Path(tmp) / f"{which}-{rate}-{round_}"
+                    work.mkdir()
+                    with serving(which, server_ns, interface, work) as pid:
+                        before = cpu_seconds(pid)
+                        report, _ = perfdhcp(client_ns, rate, args.seconds, args.clients)
+                        cpu = cpu_seconds(pid) - before
+                    rows.append(figures(which, rate, round_, args.seconds, report, cpu))
+                    print(json.dumps(asdict(rows[-1])), flush=True)
     print()
-    print(
-        "| offered rate | ours: leases/s (drops D-O / R-A) | Kea: leases/s (drops) | ours / Kea |"
-    )
-    print("|---|---|---|---|")
-    for rate in args.rates:
-        ours, kea = (
-            next(r for r in rows if r.rate == rate and r.server == s) for s in ("ours", "kea")
-        )
-        ratio = ours.leases_per_second / kea.leases_per_second if kea.leases_per_second else 0.0
-        print(
-            f"| {rate:,}/s | {ours.leases_per_second:,.0f} ({ours.discover_drops:,} / "
-            f"{ours.request_drops:,}) | {kea.leases_per_second:,.0f} ({kea.discover_drops:,} / "
-            f"{kea.request_drops:,}) | x{ratio:.2f} |"
-        )
+    print_table(args.rates, servers, rows)
     if args.json is not None:
         args.json.write_text(json.dumps([asdict(row) for row in rows], indent=2))
     return 0
+
+
+def print_table(rates: list[int], servers: list[str], rows: list[Row]) -> None:
+    """Per rate: each server's best leases/s (range; drops of that run; median CPU µs/lease).
+
+    Then, for each of ours, the ratio of its best to Kea's best and the
+    median of its per-round ratios to Kea.
+    """
+    ours = [s for s in servers if s != "kea"]
+    header = " | ".join(
+        f"{s}: leases/s best (range; drops D-O / R-A; CPU µs/lease)" for s in servers
+    )
+    ratios = " | ".join(f"{s} / Kea: best (per round)" for s in ours)
+    print(f"| offered rate | {header} | {ratios} |")
+    print("|---" * (1 + len(servers) + len(ours)) + "|")
+    for rate in rates:
+        runs = {s: [r for r in rows if r.rate == rate and r.server == s] for s in servers}
+        best = {s: max(runs[s], key=lambda r: r.leases_per_second) for s in servers}
+        cells = []
+        for server in servers:
+            row, low = best[server], min(r.leases_per_second for r in runs[server])
+            per_lease = statistics.median(cpu_per_lease(r) for r in runs[server])
+            cells.append(
+                f"{row.leases_per_second:,.0f} ({low:,.0f}-{row.leases_per_second:,.0f}; "
+                f"{row.discover_drops:,} / {row.request_drops:,}; {per_lease:,.0f})"
+            )
+        for server in ours:
+            paired = [
+                mine.leases_per_second / kea.leases_per_second
+                for mine, kea in zip(runs[server], runs["kea"], strict=True)
+                if kea.leases_per_second
+            ]
+            kea_best = best["kea"].leases_per_second
+            ratio = best[server].leases_per_second / kea_best if kea_best else 0.0
+            median = statistics.median(paired) if paired else 0.0
+            cells.append(f"x{ratio:.2f} (x{median:.2f})")
+        print(f"| {rate:,}/s | " + " | ".join(cells) + " |")
+
+
+def cpu_per_lease(row: Row) -> float:
+    """The server's CPU time per lease granted, in microseconds."""
+    leases = row.leases_per_second * row.seconds
+    return row.cpu_seconds / leases * 1e6 if leases else 0.0
 
 
 if __name__ == "__main__":

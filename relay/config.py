@@ -98,6 +98,9 @@ class Config:
     dhcp_boot_url: str = ""
     dhcp_reservations: tuple[str, ...] = ()
     dhcp_port: int = 67
+    # "fsync": a granted lease survives a power cut; "process": only a process crash
+    # (relay/frontend/leasestore.py says why "fsync" is the default).
+    dhcp_durability: str = "fsync"
 
     def port(self, default: int) -> int:
         """The port to bind: 0 (the kernel picks a free one) under --free-ports."""
@@ -248,6 +251,10 @@ def _dhcp_problems(config: Config) -> None:
         raise DhcpError(f"dhcp_interface {config.dhcp_interface[:40]!r} is not an interface name")
     if config.dhcp_mode not in ("lease", "inform"):
         raise DhcpError(f"dhcp_mode must be 'lease' or 'inform', not {config.dhcp_mode!r}")
+    if config.dhcp_durability not in ("fsync", "process"):
+        raise DhcpError(
+            f"dhcp_durability must be 'fsync' or 'process', not {config.dhcp_durability!r}"
+        )
     if config.dhcp_mode == "inform" and (config.dhcp_pool or config.dhcp_reservations):
         raise DhcpError("inform mode hands out no address: drop dhcp_pool and dhcp_reservations")
     if config.dhcp_interface and config.dhcp_mode == "lease" and not config.dhcp_pool:

@@ -21,20 +21,34 @@ Decisions:
   a client with no address yet, broadcast bit clear) is broadcast to
   255.255.255.255:68 instead, as the same section allows, rather than
   writing to the ARP table, which needs CAP_NET_ADMIN;
-- group commit: when the socket is readable, up to `BATCH` waiting
-  datagrams are read and decided, their lease changes appended in ONE
-  transaction (one fsync), and only then are the replies sent, in the order
-  the table decided them. One fsync per ACK capped the server at a few
-  hundred leases per second on an ordinary disk (bench/RESULTS.md); a
-  phone fleet booting after a power cut arrives in bursts, which is when the
-  batches fill;
-- the persisting is synchronous, on the loop: a DHCP exchange must not
-  answer before its lease is durable, and the loop has nothing better to
-  do for DHCP meanwhile;
-- the replies whose events could not be stored are not sent: the client
-  retries (RFC 2131 section 4.1) and the next attempt stores them again;
+- one pass per readable socket: read every waiting datagram (up to
+  `DRAIN`) and decide every one that is not a DISCOVER; then decide at most
+  `BATCH` DISCOVERs, newest first, shedding the stale ones (overload
+  triage, relay/proto/dhcp/backlog.py). DISCOVERs left over wait for the
+  next pass, which reads the socket again first, so REQUESTs never queue
+  behind a DISCOVER flood;
+- a reply that grants a lease (an ACK) leaves only once the lease change is
+  committed (RFC 2131 section 3.1 step 4: the binding is committed, then
+  the DHCPACK sent); a reply that grants nothing (OFFER, NAK, the ACK of an
+  INFORM) leaves at once, since no client relies on it for a lease a crash
+  could take back;
+- group commit: the lease changes of a pass's urgent datagrams are
+  committed in ONE transaction (one fsync with `dhcp_durability = "fsync"`)
+  before their ACKs leave, in the order decided. One fsync per ACK capped
+  the server at a few hundred leases per second (bench/RESULTS.md), and a
+  phone fleet booting after a power cut arrives in bursts, which is when
+  passes fill;
+- the commit is synchronous, on the loop. Two worker threads were measured
+  and lost (bench/RESULTS.md): one that took every batch, inserts and
+  commit, and one that ran only the COMMIT while the loop went on
+  deciding. A thread in this process needs the GIL back from a loop that
+  is busy, exactly under load, and waits up to the switch interval (5 ms)
+  each of the many times it does: commits took up to a second and the
+  ACKs came too late, where the fsync itself took 1.5 ms;
+- a commit that fails is logged and its ACKs are not sent: the client
+  retries (RFC 2131 section 4.1) and the next attempt stores the lease again;
 - the lease log is compacted at start, before the table is restored from it,
-  and after a reply once the store says the log has doubled
+  and after a commit once the store says the log has doubled
   (relay/frontend/leasestore.py); a failed compaction is logged and changes
   nothing, since it is one transaction;
 - a packet that fails to parse (`DhcpError`) is counted and logged at most
@@ -57,6 +71,7 @@ from typing import Literal
 
 from relay.frontend.leasestore import LeaseStore
 from relay.logs import event
+from relay.proto.dhcp.backlog import DiscoverBacklog
 from relay.proto.dhcp.inform import InformResponder
 from relay.proto.dhcp.leases import LeaseConfig, LeaseEvent, LeaseTable, Outcome
 from relay.proto.dhcp.packet import (
@@ -64,8 +79,10 @@ from relay.proto.dhcp.packet import (
     SERVER_PORT,
     DhcpError,
     DhcpPacket,
+    MessageType,
     build,
     parse,
+    peek_message_type,
 )
 from relay.proto.dhcp.reply import LIMITED_BROADCAST, Reply
 
@@ -74,15 +91,23 @@ log = logging.getLogger("relay.dhcp")
 Mode = Literal["lease", "inform"]
 # A noisy source is logged at most once in this many seconds.
 LOG_INTERVAL = 60.0
-# At most this many datagrams are read before their leases are committed and
-# answered: one fsync covers the whole batch, and the first reply waits for no
-# more than this many packets.
-BATCH = 64
+# At most this many DISCOVERs are decided per pass, after the other datagrams
+# (a few milliseconds): the REQUESTs that arrive meanwhile wait for no longer.
+BATCH = 128
+# At most this many datagrams are read per pass (a few milliseconds of receiving).
+DRAIN = 512
 # Larger than any datagram parse() accepts, so an oversized one is read whole and refused.
 MAX_DATAGRAM = 2048
+# The receive buffer asked for (the kernel caps it at net.core.rmem_max): room
+# for about a thousand datagrams, a burst of phones booting together.
+RECEIVE_BUFFER = 1 << 20
 # Bound on the sources remembered for rate limiting: spoofed source
 # addresses must not grow it without limit; past it, errors are only counted.
 _MAX_SOURCES = 4096
+_DISCOVER = int(MessageType.DISCOVER)
+
+# A reply ready to send: its bytes and destination.
+_Ready = tuple[bytes, tuple[str, int]]
 
 
 class DhcpPrivilegeError(PermissionError):
@@ -91,7 +116,10 @@ class DhcpPrivilegeError(PermissionError):
 
 @dataclass(slots=True)
 class DhcpCounters:
-    """What the server has seen since start, for status pages and tests."""
+    """What the server has seen since start, for status pages and tests.
+
+    `shed` counts the DISCOVERs dropped unanswered by the overload triage.
+    """
 
     received: int = 0
     replied: int = 0
@@ -99,6 +127,7 @@ class DhcpCounters:
     store_failures: int = 0
     send_failures: int = 0
     crashes: int = 0
+    shed: int = 0
 
 
 class DhcpServer:
@@ -107,7 +136,8 @@ class DhcpServer:
     `config` is the interface's `LeaseConfig` in lease mode (then `store`
     is required) and its `InformResponder` in inform mode. `clock` gives Unix
     seconds: lease ends are persisted, so they are wall-clock times. With
-    `owns_store`, close() closes the store too.
+    `owns_store`, close() closes the store too. `backlog` holds the DISCOVERs
+    waiting to be decided (its defaults suit a real network).
     """
 
     def __init__(
@@ -121,6 +151,7 @@ class DhcpServer:
         port: int = SERVER_PORT,
         clock: Callable[[], float] = time.time,
         owns_store: bool = False,
+        backlog: DiscoverBacklog | None = None,
     ) -> None:
         if mode not in ("lease", "inform"):
             raise ValueError(f"DHCP mode {mode!r} is neither 'lease' nor 'inform'")
@@ -137,8 +168,10 @@ class DhcpServer:
         self._port = port
         self._clock = clock
         self._owns_store = owns_store
+        self._backlog = DiscoverBacklog() if backlog is None else backlog
         self._table: LeaseTable | None = None
         self._sock: socket.socket | None = None
+        self._pass_scheduled = False
         self._logged: dict[str, float] = {}
 
     async def __aenter__(self) -> DhcpServer:
@@ -164,10 +197,11 @@ class DhcpServer:
                 kept_rows=kept,
                 leases=len(self._table.leases(now)),
                 conflicts=len(self._table.conflicts(now)),
+                durability=self._store.durability,
             )
         sock = open_socket(self.interface, self._host, self._port)
         try:
-            asyncio.get_running_loop().add_reader(sock.fileno(), self._on_readable)
+            asyncio.get_running_loop().add_reader(sock.fileno(), self._serve)
         except BaseException:
             sock.close()
             raise
@@ -190,13 +224,49 @@ class DhcpServer:
         if self._owns_store and self._store is not None:
             self._store.close()
 
-    def _on_readable(self) -> None:
-        """Drain the socket, persist the batch's lease changes at once, then reply in order."""
+    def _serve(self) -> None:
+        """One pass: read what waits; decide, store and answer the urgent; then some DISCOVERs."""
+        self._pass_scheduled = False
         sock = self._sock
         if sock is None:
             return
-        outcomes: list[Outcome] = []
-        for _ in range(BATCH):
+        self._answer(sock, self._receive(sock))
+        # An OFFER grants nothing, so the DISCOVERs' replies need no commit.
+        self._answer(sock, self._backlog.take(BATCH, time.monotonic()))
+        self.counters.shed = self._backlog.shed
+        if len(self._backlog) and not self._pass_scheduled:
+            # The DISCOVERs left over: another pass, after whatever else the loop has to do.
+            self._pass_scheduled = True
+            asyncio.get_running_loop().call_soon(self._serve)
+
+    def _answer(self, sock: socket.socket, datagrams: list[tuple[bytes, str]]) -> None:
+        """Decide `datagrams`; send the replies that grant nothing, commit for the others."""
+        events: list[LeaseEvent] = []
+        granting: list[_Ready] = []
+        for data, source in datagrams:
+            outcome = self._on_datagram(data, source)
+            if outcome is None:
+                continue
+            # RELEASE and DECLINE change leases without a reply: stored all the same.
+            events.extend(outcome.events)
+            if outcome.reply is not None:
+                encoded = self._encode(outcome.reply)
+                if encoded is None:
+                    continue
+                if outcome.events:
+                    granting.append(encoded)
+                else:
+                    self._send(sock, *encoded)
+        if events and self._persist(events):
+            for data, address in granting:
+                self._send(sock, data, address)
+            self._compact_if_due()
+
+    def _receive(self, sock: socket.socket) -> list[tuple[bytes, str]]:
+        """Read up to DRAIN datagrams; DISCOVERs go to the backlog, the rest are returned."""
+        urgent: list[tuple[bytes, str]] = []
+        now = time.monotonic()
+        for _ in range(DRAIN):
             try:
                 data, address = sock.recvfrom(MAX_DATAGRAM)
             except (BlockingIOError, InterruptedError):
@@ -205,20 +275,14 @@ class DhcpServer:
                 # An ICMP error for an earlier reply (Linux reports it on the next receive).
                 event(log, "dhcp_icmp", logging.DEBUG, interface=self.interface, error=repr(exc))
                 continue
-            outcome = self._on_datagram(data, str(address[0]))
-            if outcome is not None and outcome.reply is not None:
-                outcomes.append(outcome)
-        events = [change for outcome in outcomes for change in outcome.events]
-        if events and not self._persist(events):
-            outcomes = [outcome for outcome in outcomes if not outcome.events]
-        for outcome in outcomes:
-            assert outcome.reply is not None
-            self._send(sock, outcome.reply)
-        if events:
-            self._compact_if_due()
+            self.counters.received += 1
+            if peek_message_type(data) == _DISCOVER:
+                self._backlog.add(data, address[0], now)
+            else:
+                urgent.append((data, address[0]))
+        return urgent
 
     def _on_datagram(self, data: bytes, source: str) -> Outcome | None:
-        self.counters.received += 1
         try:
             return self._handle(parse(data))
         except DhcpError as exc:
@@ -242,7 +306,7 @@ class DhcpServer:
         try:
             self._store.append(events)
         except Exception as exc:
-            # sqlite3 and OS errors: the replies are not sent, so the clients'
+            # sqlite3 and OS errors: the ACKs are not sent, so the clients'
             # retries find the leases in the table and store them again.
             self.counters.store_failures += 1
             event(
@@ -282,7 +346,8 @@ class DhcpServer:
         assert isinstance(self._config, InformResponder)
         return Outcome(self._config.handle(packet))
 
-    def _send(self, sock: socket.socket, reply: Reply) -> None:
+    def _encode(self, reply: Reply) -> tuple[bytes, tuple[str, int]] | None:
+        """The reply's bytes and destination; None (counted) when it cannot be built."""
         ip, port = reply.ip, reply.port
         if reply.link_unicast:
             # RFC 2131 section 4.1: "If unicasting is not possible, the
@@ -290,9 +355,16 @@ class DhcpServer:
             # address (preferably 0xffffffff) as the IP destination address".
             ip, port = LIMITED_BROADCAST, CLIENT_PORT
         try:
-            data = build(reply.packet)
-            sock.sendto(data, (str(ip), port))
-        except (DhcpError, OSError) as exc:
+            return build(reply.packet), (socket.inet_ntoa(ip.packed), port)
+        except DhcpError as exc:
+            self.counters.send_failures += 1
+            event(log, "dhcp_send_failed", logging.DEBUG, interface=self.interface, error=repr(exc))
+            return None
+
+    def _send(self, sock: socket.socket, data: bytes, address: tuple[str, int]) -> None:
+        try:
+            sock.sendto(data, address)
+        except OSError as exc:
             # A full socket buffer or an unreachable relay: the client retries.
             self.counters.send_failures += 1
             event(log, "dhcp_send_failed", logging.DEBUG, interface=self.interface, error=repr(exc))
@@ -331,6 +403,7 @@ def open_socket(interface: str, host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, interface.encode())
         except PermissionError as exc:

@@ -17,7 +17,8 @@ Decisions:
 - without `dhcp_subnet`, the pool's subnet is the interface's own, and the
   server identifier (option 54) is always the interface's address
   (RFC 2131 section 4.3.1: an address of the server reachable by the client);
-- the lease log is `<data-dir>/dhcp/leases.sqlite` (directory mode 0700).
+- the lease log is `<data-dir>/dhcp/leases.sqlite` (directory mode 0700),
+  written as durably as `dhcp_durability` says (relay/frontend/leasestore.py).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from urllib.parse import urlsplit
 
 from relay.config import Config, ConfigError
 from relay.frontend.dhcp import DhcpPrivilegeError, DhcpServer, Mode
-from relay.frontend.leasestore import LeaseStore, LeaseStoreError
+from relay.frontend.leasestore import LeaseStore, LeaseStoreError, durability_level
 from relay.logs import event
 from relay.proto.dhcp.inform import InformResponder
 from relay.proto.dhcp.leases import LeaseConfig, Pool
@@ -163,7 +164,7 @@ async def start_dhcp(config: Config, boot_url: str, data_dir: Path) -> DhcpServe
             "of the interface (relay up --bind) or set dhcp_boot_url",
         )
     mode: Mode = "lease" if isinstance(settings, LeaseConfig) else "inform"
-    store = _open_store(data_dir) if mode == "lease" else None
+    store = _open_store(data_dir, config.dhcp_durability) if mode == "lease" else None
     server = DhcpServer(name, mode, settings, store, port=config.dhcp_port, owns_store=True)
     try:
         await server.start()
@@ -179,11 +180,15 @@ async def start_dhcp(config: Config, boot_url: str, data_dir: Path) -> DhcpServe
     return server
 
 
-def _open_store(data_dir: Path) -> LeaseStore:
+def _open_store(data_dir: Path, durability: str) -> LeaseStore:
     path = data_dir / LEASE_FILE
     try:
+        level = durability_level(durability)
+    except ValueError as exc:
+        raise DhcpStartupError(f"DHCP: {exc}") from exc
+    try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return LeaseStore(path)
+        return LeaseStore(path, durability=level)
     except (OSError, sqlite3.Error) as exc:
         raise DhcpStartupError(f"DHCP: cannot open the lease log {path}: {exc}") from exc
 

@@ -1,8 +1,9 @@
-"""Compaction of the SQLite lease log: shorter, the same leases, and nothing lost to a crash.
+"""The SQLite lease log: durable once appended, compacted without loss, upgraded in place.
 
-The crash tests run the compaction in a child process that kills itself
-(SIGKILL, as the OOM killer or a power cut would stop it) inside the
-compaction's transaction, then reopen the log in this process.
+The crash tests run a child process that kills itself (SIGKILL, as the OOM
+killer would stop it) right after an append returned, or inside the
+compaction's transaction, then reopen the log in this process; they run at
+both durability levels, which both promise to survive a process crash.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 
 from relay.frontend.dhcp import DhcpServer
-from relay.frontend.leasestore import LeaseStore
+from relay.frontend.leasestore import ROWS_PER_INSERT, LeaseStore
 from relay.proto.dhcp.leases import (
     AddressDeclined,
     Lease,
@@ -144,7 +145,7 @@ import os, signal, sqlite3, sys
 from pathlib import Path
 from tests.frontend.test_dhcp_leasestore import RESTART, filled
 
-where, steps = sys.argv[2], int(sys.argv[3])
+where, steps, durability = sys.argv[2], int(sys.argv[3]), sys.argv[4]
 
 def die(*_):
     os.kill(os.getpid(), signal.SIGKILL)
@@ -168,22 +169,23 @@ class Crashing:
             self.real.set_progress_handler(die, steps)
         return self.real.executemany(sql, rows)
 
-store = filled(Path(sys.argv[1]))
+store = filled(Path(sys.argv[1]), durability=durability)
 store._db = Crashing(store._db)
 store.compact(RESTART)
 print("compaction finished without a crash")
 """
 
 
+@pytest.mark.parametrize("durability", ["fsync", "process"])
 @pytest.mark.parametrize(
     ("where", "steps"), [("after-delete", 0), ("inserting", 50), ("inserting", 5000)]
 )
 def test_a_crash_inside_the_compaction_loses_no_granted_lease(
-    tmp_path: Path, where: str, steps: int
+    tmp_path: Path, where: str, steps: int, durability: str
 ) -> None:
     path = tmp_path / "leases.sqlite"
     child = subprocess.run(
-        [sys.executable, "-c", CRASHING_CHILD, str(path), where, str(steps)],
+        [sys.executable, "-c", CRASHING_CHILD, str(path), where, str(steps), durability],
         capture_output=True,
         text=True,
         timeout=60,
@@ -195,6 +197,120 @@ def test_a_crash_inside_the_compaction_loses_no_granted_lease(
     with LeaseStore(path) as store:
         assert store.load() == busy_log()
         assert active(store.load()) == active(busy_log())
+
+
+# The child appends one batch, says so, and SIGKILLs itself before closing anything.
+KILLED_AFTER_APPEND = """
+import os, signal, sys
+from ipaddress import IPv4Address
+from pathlib import Path
+from relay.frontend.leasestore import LeaseStore
+from relay.proto.dhcp.leases import LeaseGranted
+
+store = LeaseStore(Path(sys.argv[1]), durability=sys.argv[2])
+store.append([LeaseGranted("0004f2000001", IPv4Address("127.0.1.1"), 5000.0)])
+print("appended", flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.parametrize("durability", ["fsync", "process"])
+def test_an_appended_lease_survives_kill_9_of_the_process(tmp_path: Path, durability: str) -> None:
+    path = tmp_path / "leases.sqlite"
+    child = subprocess.run(
+        [sys.executable, "-c", KILLED_AFTER_APPEND, str(path), durability],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=REPO,
+    )
+
+    assert child.returncode == -signal.SIGKILL, child.stdout + child.stderr
+    assert child.stdout == "appended\n"
+    with LeaseStore(path) as store:
+        assert store.load() == [LeaseGranted(mac(1), IPv4Address("127.0.1.1"), 5000.0)]
+
+
+@pytest.mark.parametrize(("durability", "synchronous"), [("fsync", 2), ("process", 1)])
+def test_the_durability_level_sets_how_sqlite_syncs_the_wal(
+    tmp_path: Path, durability: str, synchronous: int
+) -> None:
+    # https://sqlite.org/pragma.html#pragma_synchronous: 2 = FULL, 1 = NORMAL.
+    with LeaseStore(tmp_path / "leases.sqlite", durability=durability) as store:  # type: ignore[arg-type]
+        assert store._db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert store._db.execute("PRAGMA synchronous").fetchone() == (synchronous,)
+
+
+def test_an_unknown_durability_level_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="'never' is not one of"):
+        LeaseStore(tmp_path / "leases.sqlite", durability="never")  # type: ignore[arg-type]
+
+
+def test_a_batch_larger_than_one_insert_is_stored_whole_and_in_order(tmp_path: Path) -> None:
+    events: list[LeaseEvent] = [
+        LeaseGranted(mac(n), IPv4Address(f"127.0.1.{n % 250 + 1}"), NOW + n)
+        for n in range(2 * ROWS_PER_INSERT + 3)
+    ]
+    with LeaseStore(tmp_path / "leases.sqlite") as store:
+        store.append(events)
+
+        assert store.load() == events
+        assert store.rows == len(events)
+
+
+# How the log was created before its CHECK constraints were rewritten as comparisons.
+OLD_SCHEMA = """CREATE TABLE lease_events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL CHECK (kind IN ('granted', 'released', 'declined')),
+    mac TEXT NOT NULL CHECK (length(mac) = 12),
+    ip TEXT NOT NULL,
+    at REAL NOT NULL,
+    until REAL,
+    CHECK ((kind = 'declined') = (until IS NOT NULL))
+)"""
+
+
+def test_a_log_of_the_older_schema_is_rebuilt_with_its_events_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "leases.sqlite"
+    db = sqlite3.connect(path)
+    with db:
+        db.execute(OLD_SCHEMA)
+        db.executemany(
+            "INSERT INTO lease_events (kind, mac, ip, at, until) VALUES (?, ?, ?, ?, ?)",
+            [
+                ("granted", mac(2), "127.0.1.2", 5000.0, None),
+                ("declined", mac(1), "127.0.1.1", 1000.0, 2000.0),
+                ("released", mac(2), "127.0.1.2", 1500.0, None),
+            ],
+        )
+    db.close()
+
+    with LeaseStore(path) as store:
+        events = store.load()
+        (schema,) = store._db.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'lease_events'"
+        ).fetchone()
+
+    assert events == [
+        LeaseGranted(mac(2), IPv4Address("127.0.1.2"), 5000.0),
+        AddressDeclined(mac(1), IPv4Address("127.0.1.1"), 1000.0, 2000.0),
+        LeaseReleased(mac(2), IPv4Address("127.0.1.2"), 1500.0),
+    ]
+    assert "AUTOINCREMENT" not in schema
+    assert " IN (" not in schema
+
+
+def test_the_log_refuses_a_row_no_event_can_come_from(tmp_path: Path) -> None:
+    path = tmp_path / "leases.sqlite"
+    LeaseStore(path).close()
+    db = sqlite3.connect(path)
+    with pytest.raises(sqlite3.IntegrityError, match="CHECK"), db:
+        db.execute(
+            "INSERT INTO lease_events (kind, mac, ip, at) VALUES ('stolen', ?, '127.0.1.1', 1)",
+            (mac(1),),
+        )
+    db.close()
 
 
 @pytest.mark.skipif(unavailable() is not None, reason="SO_BINDTODEVICE tests run as root")

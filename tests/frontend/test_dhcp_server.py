@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import shutil
 import socket
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
@@ -23,6 +24,7 @@ import pytest
 
 from relay.frontend.dhcp import DhcpServer
 from relay.frontend.leasestore import LeaseStore, LeaseStoreError
+from relay.proto.dhcp.backlog import DiscoverBacklog
 from relay.proto.dhcp.inform import InformResponder
 from relay.proto.dhcp.leases import (
     AddressDeclined,
@@ -35,7 +37,7 @@ from relay.proto.dhcp.leases import (
     Reservation,
 )
 from relay.proto.dhcp.options import BootOptions
-from relay.proto.dhcp.packet import MessageType, parse
+from relay.proto.dhcp.packet import BOOTREQUEST, DhcpPacket, MessageType, build, parse
 from tests.frontend.netns import HOST_ADDRESS, Link, unavailable, veth_namespace
 
 SERVER = IPv4Address(HOST_ADDRESS)
@@ -191,6 +193,148 @@ async def test_bad_packets_are_counted_and_logged_once_per_source_per_minute() -
         logger.removeHandler(handler)
     assert server.counters.bad_packets == 4
     assert handler.sources == ["127.0.0.2", "127.0.0.3"]
+
+
+# Overload: a relay agent on loopback floods the server with DISCOVERs ---------------
+
+LOOPBACK_SERVER = IPv4Address("127.0.0.1")
+LOOPBACK_LEASES = LeaseConfig(
+    server_ip=LOOPBACK_SERVER,
+    pools=(
+        Pool(
+            IPv4Network("127.0.0.0/8"),
+            IPv4Address("127.0.1.1"),
+            IPv4Address("127.0.1.250"),
+            lease_seconds=3600,
+        ),
+    ),
+)
+FLOOD = 150
+needs_root = pytest.mark.skipif(
+    unavailable() is not None, reason="SO_BINDTODEVICE and port 67 tests run as root"
+)
+
+
+class RelayAgent:
+    """A BOOTP relay agent (RFC 1542) on a loopback address: sends requests, gets the replies.
+
+    The server sends replies for relayed requests to giaddr, port 67 (RFC 2131
+    section 4.1), so the agent listens there on an address of its own.
+    """
+
+    def __init__(self, server_port: int) -> None:
+        self.giaddr = IPv4Address(f"127.{secrets.randbelow(200) + 2}.{secrets.randbelow(250)}.9")
+        self.server = ("127.0.0.1", server_port)
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        self.sock.setblocking(False)
+        self.sock.bind((str(self.giaddr), 67))
+
+    def send(self, mac: str, kind: MessageType, xid: int, *options: tuple[int, bytes]) -> None:
+        packet = DhcpPacket(
+            op=BOOTREQUEST,
+            xid=xid,
+            chaddr=bytes.fromhex(mac),
+            giaddr=self.giaddr,
+            options=((53, bytes((kind,))), *options),
+        )
+        self.sock.sendto(build(packet), self.server)
+
+    def request(self, mac: str, xid: int, ip: IPv4Address, kind: MessageType) -> None:
+        """A REQUEST (SELECTING) or DECLINE of `ip`, offered by the server."""
+        self.send(mac, kind, xid, (54, LOOPBACK_SERVER.packed), (50, ip.packed))
+
+    async def reply(self) -> DhcpPacket:
+        async with asyncio.timeout(CLIENT_TIMEOUT):
+            data = await asyncio.get_running_loop().sock_recv(self.sock, 2048)
+        return parse(data)
+
+
+@pytest.fixture
+async def served(tmp_path: Path) -> AsyncIterator[tuple[DhcpServer, LeaseStore, RelayAgent]]:
+    """A lease server on loopback (its backlog holds at most 8 DISCOVERs) and a relay agent."""
+    with LeaseStore(tmp_path / "leases.sqlite") as store:
+        server = DhcpServer(
+            "lo", "lease", LOOPBACK_LEASES, store, host="127.0.0.1", port=0,
+            backlog=DiscoverBacklog(capacity=8),
+        )  # fmt: skip
+        async with server:
+            agent = RelayAgent(server.port)
+            try:
+                yield server, store, agent
+            finally:
+                agent.sock.close()
+
+
+async def offered(agent: RelayAgent, mac: str = PHONE_MAC) -> IPv4Address:
+    agent.send(mac, MessageType.DISCOVER, 1)
+    offer = await agent.reply()
+    assert offer.message_type == MessageType.OFFER
+    return offer.yiaddr
+
+
+def flood(agent: RelayAgent, count: int) -> None:
+    """DISCOVERs from `count` random MACs, sent without yielding to the server."""
+    for n in range(count):
+        agent.send(f"02{secrets.token_hex(5)}", MessageType.DISCOVER, 1000 + n)
+
+
+@needs_root
+async def test_a_phone_completes_its_lease_first_under_a_discover_flood(
+    tmp_path: Path,
+) -> None:
+    with LeaseStore(tmp_path / "leases.sqlite") as store:
+        async with DhcpServer(
+            "lo", "lease", LOOPBACK_LEASES, store, host="127.0.0.1", port=0
+        ) as server:
+            agent = RelayAgent(server.port)
+            try:
+                ip = await offered(agent)
+                # The REQUEST arrives behind more DISCOVERs than one pass decides.
+                flood(agent, FLOOD)
+                agent.request(PHONE_MAC, 2, ip, MessageType.REQUEST)
+                first = await agent.reply()
+            finally:
+                agent.sock.close()
+        granted = [(e.mac, e.ip) for e in store.load() if isinstance(e, LeaseGranted)]
+
+    assert (first.message_type, first.xid, first.yiaddr) == (MessageType.ACK, 2, ip)
+    assert granted == [(PHONE_MAC, ip)]
+
+
+@needs_root
+async def test_discovers_past_the_backlog_are_shed_and_the_request_still_answered(
+    served: tuple[DhcpServer, LeaseStore, RelayAgent],
+) -> None:
+    server, _store, agent = served
+    ip = await offered(agent)
+
+    flood(agent, 50)
+    agent.request(PHONE_MAC, 2, ip, MessageType.REQUEST)
+    replies = [await agent.reply() for _ in range(9)]
+
+    assert replies[0].message_type == MessageType.ACK
+    assert [r.message_type for r in replies[1:]] == [MessageType.OFFER] * 8
+    assert [r.xid for r in replies[1:]] == list(range(1049, 1041, -1))
+    assert server.counters.shed == 42
+
+
+@needs_root
+async def test_a_decline_is_stored_though_it_has_no_reply(
+    served: tuple[DhcpServer, LeaseStore, RelayAgent],
+) -> None:
+    server, store, agent = served
+    ip = await offered(agent)
+    agent.request(PHONE_MAC, 2, ip, MessageType.REQUEST)
+    assert (await agent.reply()).message_type == MessageType.ACK
+
+    agent.request(PHONE_MAC, 3, ip, MessageType.DECLINE)
+    # Decided no earlier than the DECLINE before it: its OFFER marks the DECLINE done.
+    await offered(agent, RESERVED_MAC)
+
+    assert [type(e) for e in store.load()] == [LeaseGranted, AddressDeclined]
+    assert server.counters.received == 4
 
 
 # Real clients across a veth pair ----------------------------------------------------

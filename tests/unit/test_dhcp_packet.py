@@ -9,6 +9,8 @@ from ipaddress import IPv4Address
 from types import ModuleType
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from relay.proto.dhcp.packet import (
     BOOTREPLY,
@@ -23,6 +25,7 @@ from relay.proto.dhcp.packet import (
     DhcpPacket,
     MessageType,
     Option,
+    assemble,
     build,
     carries_enterprise,
     decode_ip,
@@ -31,6 +34,7 @@ from relay.proto.dhcp.packet import (
     encode_u32,
     enterprise_blocks,
     parse,
+    peek_message_type,
 )
 
 MAC = bytes.fromhex("0004f2a1b2c3")
@@ -140,6 +144,12 @@ def test_repeated_options_are_concatenated_in_order() -> None:
 
     assert packet.option(12) == b"abcd"
     assert [code for code, _ in packet.options] == [53, 12, 55]
+
+
+def test_an_option_repeated_many_times_is_joined_in_order() -> None:
+    packet = parse(raw_with_options(b"\x35\x01\x01" + b"\x0c\x01x\x0c\x01y" * 200 + b"\xff"))
+
+    assert packet.option(12) == b"xy" * 200
 
 
 def test_pad_bytes_are_skipped_and_bytes_after_end_ignored() -> None:
@@ -350,3 +360,72 @@ def test_a_built_ack_parses_with_scapy(scapy_dhcp: ModuleType) -> None:
     assert options["lease_time"] == 3600
     assert options["tftp_server_name"] == b"relay.example"
     assert options["v4-captive-portal"] == b"https://u:p@relay.example/prov"  # scapy's name for 160
+
+
+# Building packets on the hot paths -------------------------------------------------
+
+
+def test_assemble_makes_the_same_frozen_packet_as_the_constructor() -> None:
+    fields = {
+        "op": BOOTREPLY,
+        "xid": 7,
+        "chaddr": MAC,
+        "options": ((53, b"\x02"),),
+        "htype": 1,
+        "hlen": 6,
+        "hops": 1,
+        "secs": 2,
+        "flags": BROADCAST_FLAG,
+        "ciaddr": IPv4Address("10.0.0.1"),
+        "yiaddr": IPv4Address("10.0.0.2"),
+        "siaddr": IPv4Address("10.0.0.3"),
+        "giaddr": IPv4Address("10.0.0.4"),
+        "sname": b"server",
+        "file": b"boot",
+    }
+
+    packet = assemble(*fields.values())  # type: ignore[arg-type]
+
+    assert packet == DhcpPacket(**fields)  # type: ignore[arg-type]
+    with pytest.raises(AttributeError):
+        packet.xid = 8  # type: ignore[misc]
+
+
+# Triage: the message type without a parse -----------------------------------------
+
+
+@pytest.mark.parametrize("kind", [MessageType.DISCOVER, MessageType.REQUEST, MessageType.INFORM])
+def test_peek_reads_the_message_type_parse_would(kind: MessageType) -> None:
+    data = build(discover(options=((55, b"\x01\x03"), (53, bytes((kind,))))))
+
+    assert peek_message_type(data) == parse(data).message_type == kind
+
+
+@pytest.mark.parametrize(
+    ("what", "data"),
+    [
+        ("too short", build(discover())[: MIN_PACKET - 1]),
+        ("no cookie", build(discover())[:236] + b"\x00\x00\x00\x00" + build(discover())[240:]),
+        ("no option 53", raw_with_options(b"\x37\x01\x01\xff")),
+        ("53 repeated", raw_with_options(b"\x35\x01\x01\x35\x01\x03\xff")),
+        ("53 of two bytes", raw_with_options(b"\x35\x02\x01\x01\xff")),
+        ("overloaded fields", raw_with_options(b"\x34\x01\x01\x35\x01\x01\xff")),
+        ("an option overrun", raw_with_options(b"\x35\x01\x01\x0c\x09ab")),
+    ],
+)
+def test_peek_answers_none_where_only_a_full_parse_can_tell(what: str, data: bytes) -> None:
+    assert peek_message_type(data) is None, what
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=80), st.sampled_from([b"", b"\x35\x01\x01", b"\x35\x01\x03"]))
+def test_peek_never_raises_and_never_contradicts_parse(options: bytes, prefix: bytes) -> None:
+    data = raw_with_options(prefix + options)
+
+    peeked = peek_message_type(data)
+
+    try:
+        parsed = parse(data).message_type
+    except DhcpError:
+        return
+    assert peeked is None or peeked == parsed

@@ -71,6 +71,11 @@ def test_the_toml_file_takes_reservations_as_a_table(tmp_path: Path) -> None:
     assert config.dhcp_vlan_options == (144, 191)
 
 
+def test_leases_survive_a_power_cut_unless_configured_otherwise() -> None:
+    assert loaded().dhcp_durability == "fsync"
+    assert loaded(dhcp_durability="process").dhcp_durability == "process"
+
+
 def test_environment_variables_take_comma_separated_lists() -> None:
     env = {"RELAY_DHCP_NTP": "192.0.2.123, 192.0.2.124", "RELAY_DHCP_VLAN_OPTIONS": "128,144"}
 
@@ -102,6 +107,7 @@ def test_environment_variables_take_comma_separated_lists() -> None:
         ({"dhcp_port": 0}, "dhcp_port 0 is outside"),
         ({"dhcp_interface": "a/b", "dhcp_pool": "192.0.2.1-192.0.2.2"}, "not an interface name"),
         ({"dhcp_domain": "not a domain"}, "is not a domain name"),
+        ({"dhcp_durability": "never"}, "dhcp_durability must be 'fsync' or 'process'"),
     ],
 )
 def test_bad_dhcp_keys_are_refused_naming_the_problem(

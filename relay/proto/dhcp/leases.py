@@ -47,7 +47,7 @@ from relay.proto.dhcp.packet import (
     Option,
     encode_u32,
 )
-from relay.proto.dhcp.reply import ZERO, Reply, reply_to
+from relay.proto.dhcp.reply import Reply, reply_to
 
 _MAC_RE = re.compile(r"[0-9a-f]{12}")
 # RFC 2132 section 9.2: 0xffffffff means "infinity", which this server never grants.
@@ -195,17 +195,53 @@ class Outcome:
 _NOTHING = Outcome()
 
 
+# Distinct option 55 lists whose answer is remembered per pool; past it the memory
+# starts over, so clients sending arbitrary lists cannot grow it.
+_MAX_ANSWERS = 256
+_DISCOVER = int(MessageType.DISCOVER)
+_REQUEST = int(MessageType.REQUEST)
+_DECLINE = int(MessageType.DECLINE)
+_RELEASE = int(MessageType.RELEASE)
+_INFORM = int(MessageType.INFORM)
+_REQUESTED_IP = int(Option.REQUESTED_IP)
+_SERVER_ID = int(Option.SERVER_ID)
+_PARAMETER_REQUEST_LIST = int(Option.PARAMETER_REQUEST_LIST)
+
+
+def _option_address(packet: DhcpPacket, code: int) -> int | None:
+    """An address option (50, 54) as an integer; a parsed packet has its length checked."""
+    value = packet.option(code)
+    if value is None:
+        return None
+    if len(value) != 4:
+        raise DhcpError(f"an address option is 4 bytes, got {len(value)}")
+    return int.from_bytes(value, "big")
+
+
 class _PoolState:
-    """The mutable bookkeeping of one pool; every address map is bounded by the pool's size."""
+    """The mutable bookkeeping of one pool; every address map is bounded by the pool's size.
+
+    Addresses are integers inside: hashing and comparing IPv4Address objects
+    costs Python calls on every lookup, and a request makes dozens of them.
+    `address` gives the (shared) IPv4Address of one for leases and replies.
+    """
 
     __slots__ = (
+        "addresses",
+        "answers",
         "available",
+        "broadcast",
         "by_mac",
         "conflicts",
         "cursor",
         "expiry",
+        "first",
+        "hosts_all",
+        "last",
         "lease_times",
         "leases",
+        "netmask",
+        "network",
         "offered",
         "offers",
         "pool",
@@ -216,6 +252,13 @@ class _PoolState:
 
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
+        self.network = int(pool.subnet.network_address)
+        self.netmask = int(pool.subnet.netmask)
+        self.broadcast = int(pool.subnet.broadcast_address)
+        # RFC 3021: a /31 has no network or broadcast address (a /32 is one host).
+        self.hosts_all = pool.subnet.prefixlen >= 31
+        self.first = int(pool.first)
+        self.last = int(pool.last)
         # Encoded once: every OFFER and ACK of the pool carries them.
         self.available = {**pool.boot.configured(), Option.SUBNET_MASK: pool.subnet.netmask.packed}
         self.lease_times = (
@@ -223,32 +266,67 @@ class _PoolState:
             (Option.RENEWAL_TIME.value, encode_u32(pool.renewal)),
             (Option.REBINDING_TIME.value, encode_u32(pool.rebinding)),
         )
-        self.reserved_by_mac = {r.mac: r.ip for r in pool.reservations}
-        self.reserved_ips = {r.ip: r.mac for r in pool.reservations}
-        self.leases: dict[IPv4Address, Lease] = {}
-        self.by_mac: dict[str, IPv4Address] = {}
+        # The options of an OFFER or ACK by the client's raw option 55: a fleet
+        # of phones sends a handful of distinct lists.
+        self.answers: dict[bytes | None, tuple[tuple[int, bytes], ...]] = {}
+        # Only addresses the pool may lease (its range and reservations).
+        self.addresses: dict[int, IPv4Address] = {}
+        self.reserved_by_mac = {r.mac: int(r.ip) for r in pool.reservations}
+        self.reserved_ips = {int(r.ip): r.mac for r in pool.reservations}
+        self.leases: dict[int, Lease] = {}
+        self.by_mac: dict[str, int] = {}
         # Insertion order is expiry order: offers all last `offer_seconds`.
-        self.offers: dict[str, tuple[IPv4Address, float]] = {}
-        self.offered: dict[IPv4Address, str] = {}
-        self.conflicts: dict[IPv4Address, float] = {}
+        self.offers: dict[str, tuple[int, float]] = {}
+        self.offered: dict[int, str] = {}
+        self.conflicts: dict[int, float] = {}
         # Never-used dynamic addresses lie at or after `cursor`; an offered
         # address passed over by it comes back through `returned`.
-        self.cursor = int(pool.first)
-        self.returned: set[IPv4Address] = set()
+        self.cursor = self.first
+        self.returned: set[int] = set()
         # A min-heap of (lease end, address) over dynamic leases, so the
         # longest-expired address is found without a scan; entries whose
         # lease has changed since are stale and skipped.
         self.expiry: list[tuple[float, int]] = []
 
-    def store(self, lease: Lease) -> None:
-        """Record `lease`, keeping the expiry heap within twice the lease count."""
-        self.leases[lease.ip] = lease
-        self.returned.discard(lease.ip)
-        if lease.ip in self.reserved_ips:
+    def contains(self, ip: int) -> bool:
+        """Whether `ip` is in the pool's subnet."""
+        return ip & self.netmask == self.network
+
+    def holds(self, ip: int) -> bool:
+        """Whether `ip` is a usable host address of the subnet (as `Pool.holds`)."""
+        return self.contains(ip) and (self.hosts_all or ip not in (self.network, self.broadcast))
+
+    def address(self, ip: int) -> IPv4Address:
+        """The IPv4Address of `ip`, an address the pool may lease."""
+        found = self.addresses.get(ip)
+        if found is None:
+            found = self.addresses[ip] = IPv4Address(ip)
+        return found
+
+    def lease_options(self, requested: bytes | None) -> tuple[tuple[int, bytes], ...]:
+        """Lease time, T1, T2 (always sent: RFC 2131 table 3), then the asked-for options."""
+        answer = self.answers.get(requested)
+        if answer is None:
+            if len(self.answers) >= _MAX_ANSWERS:
+                self.answers.clear()
+            codes = None if requested is None else tuple(requested)
+            picked = pick_options(self.available, codes, self.pool.boot.forced)
+            answer = self.answers[requested] = (*self.lease_times, *picked)
+        return answer
+
+    def store(self, ip: int, lease: Lease) -> None:
+        """Record `lease` of `ip`, keeping the expiry heap within twice the lease count."""
+        self.leases[ip] = lease
+        self.returned.discard(ip)
+        if ip in self.reserved_ips:
             return
-        heapq.heappush(self.expiry, (lease.expires, int(lease.ip)))
+        heapq.heappush(self.expiry, (lease.expires, ip))
         if len(self.expiry) > 2 * len(self.leases) + 64:
-            self.expiry = [(kept.expires, int(kept.ip)) for kept in self.leases.values()]
+            self.expiry = [
+                (kept.expires, key)
+                for key, kept in self.leases.items()
+                if key not in self.reserved_ips
+            ]
             heapq.heapify(self.expiry)
 
 
@@ -258,6 +336,8 @@ class LeaseTable:
     def __init__(self, config: LeaseConfig) -> None:
         self.config = config
         self._states = tuple(_PoolState(pool) for pool in config.pools)
+        self._server = config.server_ip
+        self._server_ip = int(config.server_ip)
 
     @classmethod
     def restore(cls, config: LeaseConfig, events: Iterable[LeaseEvent], now: float) -> LeaseTable:
@@ -269,18 +349,19 @@ class LeaseTable:
         """
         table = cls(config)
         for event in events:
-            state = table._state_holding(event.ip)
-            if state is None or not table._assignable(state, event.mac, event.ip):
+            ip = int(event.ip)
+            state = table._state_holding(ip)
+            if state is None or not table._assignable(state, event.mac, ip):
                 continue
             if isinstance(event, LeaseGranted):
-                table._bind(state, Lease(event.mac, event.ip, event.expires))
+                table._bind(state, ip, Lease(event.mac, state.address(ip), event.expires))
             elif isinstance(event, LeaseReleased):
-                table._end(state, event.mac, event.ip, event.at)
+                table._end(state, event.mac, ip, event.at)
             else:
-                table._end(state, event.mac, event.ip, event.at)
+                table._end(state, event.mac, ip, event.at)
                 state.by_mac.pop(event.mac, None)
                 if event.until > now:
-                    state.conflicts[event.ip] = event.until
+                    state.conflicts[ip] = event.until
         return table
 
     def leases(self, now: float) -> tuple[Lease, ...]:
@@ -296,7 +377,7 @@ class LeaseTable:
     def conflicts(self, now: float) -> tuple[tuple[IPv4Address, float], ...]:
         """The addresses held back after a DECLINE (section 4.3.3), with the end of the hold."""
         held = [
-            (ip, until)
+            (IPv4Address(ip), until)
             for state in self._states
             for ip, until in state.conflicts.items()
             if until > now
@@ -317,34 +398,33 @@ class LeaseTable:
         if state is None:
             return _NOTHING
         self._expire_offers(state, now)
-        if kind == MessageType.DISCOVER:
+        if kind == _DISCOVER:
             return self._discover(state, packet, mac, now)
-        if kind == MessageType.REQUEST:
+        if kind == _REQUEST:
             return self._request(state, packet, mac, now)
-        if kind == MessageType.DECLINE:
+        if kind == _DECLINE:
             return self._decline(state, packet, mac, now)
-        if kind == MessageType.RELEASE:
+        if kind == _RELEASE:
             return self._release(state, packet, mac, now)
-        if kind == MessageType.INFORM:
+        if kind == _INFORM:
             return self._inform(state, packet)
         return _NOTHING
 
     # Section 4.3.1 -------------------------------------------------------------
 
     def _discover(self, state: _PoolState, packet: DhcpPacket, mac: str, now: float) -> Outcome:
-        ip = self._choose(state, mac, packet.requested_ip, now)
+        ip = self._choose(state, mac, _option_address(packet, _REQUESTED_IP), now)
         if ip is None:
             return _NOTHING
         if state.reserved_by_mac.get(mac) != ip:
             self._hold(state, mac, ip, now)
-        options = self._lease_options(state, packet)
+        options = state.lease_options(packet.option(_PARAMETER_REQUEST_LIST))
+        yiaddr = state.address(ip)
         return Outcome(
-            reply_to(packet, MessageType.OFFER, self._server, yiaddr=ip, options=options)
+            reply_to(packet, MessageType.OFFER, self._server, yiaddr=yiaddr, options=options)
         )
 
-    def _choose(
-        self, state: _PoolState, mac: str, requested: IPv4Address | None, now: float
-    ) -> IPv4Address | None:
+    def _choose(self, state: _PoolState, mac: str, requested: int | None, now: float) -> int | None:
         reserved = state.reserved_by_mac.get(mac)
         if reserved is not None:
             return reserved if self._available(state, mac, reserved, now) else None
@@ -362,36 +442,35 @@ class LeaseTable:
             or self._oldest_offer(state)
         )
 
-    def _never_used(self, state: _PoolState, mac: str, now: float) -> IPv4Address | None:
+    def _never_used(self, state: _PoolState, mac: str, now: float) -> int | None:
         while state.returned:
             ip = state.returned.pop()
             if ip not in state.leases and self._available(state, mac, ip, now):
                 return ip
-        while state.cursor <= int(state.pool.last):
-            ip = IPv4Address(state.cursor)
+        while state.cursor <= state.last:
+            ip = state.cursor
             state.cursor += 1
             if ip not in state.leases and self._available(state, mac, ip, now):
                 return ip
         return None
 
-    def _longest_expired(self, state: _PoolState, mac: str, now: float) -> IPv4Address | None:
+    def _longest_expired(self, state: _PoolState, mac: str, now: float) -> int | None:
         """Pop expired entries until one is free; put back the live ones (offered, in conflict)."""
         kept: list[tuple[float, int]] = []
         found = None
         while found is None and state.expiry and state.expiry[0][0] <= now:
             entry = heapq.heappop(state.expiry)
-            ip = IPv4Address(entry[1])
-            lease = state.leases.get(ip)
+            lease = state.leases.get(entry[1])
             if lease is None or lease.expires != entry[0]:
                 continue
             kept.append(entry)
-            if self._available(state, mac, ip, now):
-                found = ip
+            if self._available(state, mac, entry[1], now):
+                found = entry[1]
         for entry in kept:
             heapq.heappush(state.expiry, entry)
         return found
 
-    def _oldest_offer(self, state: _PoolState) -> IPv4Address | None:
+    def _oldest_offer(self, state: _PoolState) -> int | None:
         if not state.offers:
             return None
         mac = next(iter(state.offers))
@@ -403,24 +482,21 @@ class LeaseTable:
     # Section 4.3.2 -------------------------------------------------------------
 
     def _request(self, state: _PoolState, packet: DhcpPacket, mac: str, now: float) -> Outcome:
-        server_id = packet.server_id
-        requested = packet.requested_ip
-        if server_id is not None and server_id != self._server:
+        server_id = _option_address(packet, _SERVER_ID)
+        requested = _option_address(packet, _REQUESTED_IP)
+        if server_id is not None and server_id != self._server_ip:
             # SELECTING: the client took another server's offer; ours is void.
             self._drop_offer(state, mac)
             return _NOTHING
+        ip = requested if requested is not None else int(packet.ciaddr)
+        if ip == 0:
+            return _NOTHING
         if server_id is not None:
-            ip = requested if requested is not None else packet.ciaddr
-            if ip == ZERO:
-                return _NOTHING
             if self._available(state, mac, ip, now):
                 return self._ack(state, packet, mac, ip, now)
             return self._nak(packet)
         # INIT-REBOOT (requested address, no ciaddr) or RENEWING/REBINDING (ciaddr).
-        ip = requested if requested is not None else packet.ciaddr
-        if ip == ZERO:
-            return _NOTHING
-        if not state.pool.holds(ip):
+        if not state.holds(ip):
             return self._nak(packet)
         record = state.reserved_by_mac.get(mac) or state.by_mac.get(mac)
         if record == ip and self._available(state, mac, ip, now):
@@ -429,23 +505,22 @@ class LeaseTable:
             return _NOTHING
         return self._nak(packet)
 
-    def _ack(
-        self, state: _PoolState, packet: DhcpPacket, mac: str, ip: IPv4Address, now: float
-    ) -> Outcome:
-        events: list[LeaseEvent] = []
+    def _ack(self, state: _PoolState, packet: DhcpPacket, mac: str, ip: int, now: float) -> Outcome:
+        address = state.address(ip)
+        expires = now + state.pool.lease_seconds
+        granted = LeaseGranted(mac, address, expires)
+        events: tuple[LeaseEvent, ...] = (granted,)
         previous = state.by_mac.get(mac)
         if previous is not None and previous != ip:
             lease = state.leases.get(previous)
             if lease is not None and lease.mac == mac and lease.expires > now:
                 self._end(state, mac, previous, now)
-                events.append(LeaseReleased(mac, previous, now))
+                events = (LeaseReleased(mac, lease.ip, now), granted)
         self._drop_offer(state, mac)
-        lease = Lease(mac, ip, now + state.pool.lease_seconds)
-        self._bind(state, lease)
-        events.append(LeaseGranted(mac, ip, lease.expires))
-        options = self._lease_options(state, packet)
-        reply = reply_to(packet, MessageType.ACK, self._server, yiaddr=ip, options=options)
-        return Outcome(reply, tuple(events))
+        self._bind(state, ip, Lease(mac, address, expires))
+        options = state.lease_options(packet.option(_PARAMETER_REQUEST_LIST))
+        reply = reply_to(packet, MessageType.ACK, self._server, yiaddr=address, options=options)
+        return Outcome(reply, events)
 
     def _nak(self, packet: DhcpPacket) -> Outcome:
         return Outcome(reply_to(packet, MessageType.NAK, self._server))
@@ -453,7 +528,7 @@ class LeaseTable:
     # Sections 4.3.3 to 4.3.5 ---------------------------------------------------
 
     def _decline(self, state: _PoolState, packet: DhcpPacket, mac: str, now: float) -> Outcome:
-        ip = packet.requested_ip
+        ip = _option_address(packet, _REQUESTED_IP)
         if ip is None or not self._ours(packet) or not self._owns(state, mac, ip, now):
             return _NOTHING
         until = now + self.config.conflict_seconds
@@ -461,15 +536,15 @@ class LeaseTable:
         self._end(state, mac, ip, now)
         state.by_mac.pop(mac, None)
         state.conflicts[ip] = until
-        return Outcome(events=(AddressDeclined(mac, ip, now, until),))
+        return Outcome(events=(AddressDeclined(mac, state.address(ip), now, until),))
 
     def _release(self, state: _PoolState, packet: DhcpPacket, mac: str, now: float) -> Outcome:
-        ip = packet.ciaddr
+        ip = int(packet.ciaddr)
         lease = state.leases.get(ip)
         if not self._ours(packet) or lease is None or lease.mac != mac or lease.expires <= now:
             return _NOTHING
         self._end(state, mac, ip, now)
-        return Outcome(events=(LeaseReleased(mac, ip, now),))
+        return Outcome(events=(LeaseReleased(mac, lease.ip, now),))
 
     def _inform(self, state: _PoolState, packet: DhcpPacket) -> Outcome:
         # Section 4.3.5: options only; no lease time, yiaddr stays 0.
@@ -480,34 +555,33 @@ class LeaseTable:
 
     # Bookkeeping ---------------------------------------------------------------
 
-    @property
-    def _server(self) -> IPv4Address:
-        return self.config.server_ip
-
     def _select(self, packet: DhcpPacket) -> _PoolState | None:
         """Section 4.3.1: the giaddr's subnet for relayed requests, else our own."""
-        anchor = packet.giaddr if packet.giaddr != ZERO else self._server
-        return self._state_holding(anchor)
+        giaddr = int(packet.giaddr)
+        return self._state_holding(giaddr if giaddr else self._server_ip)
 
-    def _state_holding(self, ip: IPv4Address) -> _PoolState | None:
+    def _state_holding(self, ip: int) -> _PoolState | None:
         for state in self._states:
-            if ip in state.pool.subnet:
+            if state.contains(ip):
                 return state
         return None
 
     def _ours(self, packet: DhcpPacket) -> bool:
-        server_id = packet.server_id
-        return server_id is None or server_id == self._server
+        server_id = _option_address(packet, _SERVER_ID)
+        return server_id is None or server_id == self._server_ip
 
-    def _assignable(self, state: _PoolState, mac: str, ip: IPv4Address) -> bool:
+    def _assignable(self, state: _PoolState, mac: str, ip: int) -> bool:
         """Whether configuration allows `ip` for `mac`: its reservation, else the dynamic range."""
         reserved = state.reserved_by_mac.get(mac)
         if reserved is not None:
             return ip == reserved
-        pool = state.pool
-        return pool.first <= ip <= pool.last and ip not in state.reserved_ips and ip != self._server
+        return (
+            state.first <= ip <= state.last
+            and ip not in state.reserved_ips
+            and ip != self._server_ip
+        )
 
-    def _available(self, state: _PoolState, mac: str, ip: IPv4Address, now: float) -> bool:
+    def _available(self, state: _PoolState, mac: str, ip: int, now: float) -> bool:
         """Whether `ip` may go to `mac` now: assignable, not in conflict, held by no one else."""
         if not self._assignable(state, mac, ip):
             return False
@@ -518,20 +592,12 @@ class LeaseTable:
             return False
         return state.offered.get(ip, mac) == mac
 
-    def _owns(self, state: _PoolState, mac: str, ip: IPv4Address, now: float) -> bool:
+    def _owns(self, state: _PoolState, mac: str, ip: int, now: float) -> bool:
         lease = state.leases.get(ip)
         bound = lease is not None and lease.mac == mac and lease.expires > now
         return bound or state.offered.get(ip) == mac
 
-    def _lease_options(self, state: _PoolState, packet: DhcpPacket) -> list[tuple[int, bytes]]:
-        """Lease time, T1, T2 (always sent: RFC 2131 table 3), then the asked-for options."""
-        requested = packet.parameter_request_list
-        return [
-            *state.lease_times,
-            *pick_options(state.available, requested, state.pool.boot.forced),
-        ]
-
-    def _hold(self, state: _PoolState, mac: str, ip: IPv4Address, now: float) -> None:
+    def _hold(self, state: _PoolState, mac: str, ip: int, now: float) -> None:
         self._drop_offer(state, mac)
         while len(state.offers) >= self.config.max_offers:
             self._drop_offer(state, next(iter(state.offers)))
@@ -556,20 +622,20 @@ class LeaseTable:
                 return
             self._drop_offer(state, mac)
 
-    def _bind(self, state: _PoolState, lease: Lease) -> None:
-        previous = state.leases.get(lease.ip)
+    def _bind(self, state: _PoolState, ip: int, lease: Lease) -> None:
+        previous = state.leases.get(ip)
         if (
             previous is not None
             and previous.mac != lease.mac
-            and state.by_mac.get(previous.mac) == lease.ip
+            and state.by_mac.get(previous.mac) == ip
         ):
             del state.by_mac[previous.mac]
-        state.store(lease)
-        state.by_mac[lease.mac] = lease.ip
+        state.store(ip, lease)
+        state.by_mac[lease.mac] = ip
 
-    def _end(self, state: _PoolState, mac: str, ip: IPv4Address, at: float) -> None:
+    def _end(self, state: _PoolState, mac: str, ip: int, at: float) -> None:
         """End `mac`'s lease on `ip` at `at`, keeping it as a previous binding (section 4.3.1)."""
         lease = state.leases.get(ip)
         if lease is None or lease.mac == mac:
             expires = at if lease is None else min(lease.expires, at)
-            state.store(Lease(mac, ip, expires))
+            state.store(ip, Lease(mac, state.address(ip), expires))

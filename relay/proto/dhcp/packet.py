@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import IntEnum
 from ipaddress import IPv4Address
 
@@ -54,7 +54,10 @@ HTYPE_ETHERNET = 1
 # RFC 3925 section 4: the IANA enterprise number of Polycom (phones.md section 1).
 POLYCOM_ENTERPRISE = 13885
 
-_HEADER = struct.Struct("!BBBBIHH4s4s4s4s16s64s128s")
+# The four addresses as integers: IPv4Address converts from and to those cheapest.
+_HEADER = struct.Struct("!BBBBIHHIIII16s64s128s")
+# An option's code and length bytes.
+_TAG = struct.Struct("BB")
 _ZERO = IPv4Address(0)
 
 
@@ -103,25 +106,30 @@ class Option(IntEnum):
     END = 255
 
 
-# Lengths checked at parse time: exact for fixed-size values, a minimum otherwise.
-_EXACT_LENGTHS: Mapping[int, int] = {
-    Option.MESSAGE_TYPE: 1,
-    Option.OVERLOAD: 1,
-    Option.REQUESTED_IP: 4,
-    Option.SERVER_ID: 4,
-    Option.LEASE_TIME: 4,
-    Option.RENEWAL_TIME: 4,
-    Option.REBINDING_TIME: 4,
-    Option.MAX_MESSAGE_SIZE: 2,
-}
-_MIN_LENGTHS: Mapping[int, int] = {
-    Option.PARAMETER_REQUEST_LIST: 1,
-    Option.CLIENT_ID: 1,
-    Option.VENDOR_CLASS: 1,
+# Lengths checked at parse time, (minimum, maximum) by option code: exact for
+# fixed-size values, a minimum otherwise.
+_LENGTHS: Mapping[int, tuple[int, int]] = {
+    Option.MESSAGE_TYPE: (1, 1),
+    Option.OVERLOAD: (1, 1),
+    Option.REQUESTED_IP: (4, 4),
+    Option.SERVER_ID: (4, 4),
+    Option.LEASE_TIME: (4, 4),
+    Option.RENEWAL_TIME: (4, 4),
+    Option.REBINDING_TIME: (4, 4),
+    Option.MAX_MESSAGE_SIZE: (2, 2),
+    Option.PARAMETER_REQUEST_LIST: (1, MAX_PACKET),
+    Option.CLIENT_ID: (1, MAX_PACKET),
+    Option.VENDOR_CLASS: (1, MAX_PACKET),
 }
 # RFC 2132 section 9.3: 1 = `file` holds options, 2 = `sname`, 3 = both.
 _OVERLOAD_FILE = 1
 _OVERLOAD_SNAME = 2
+# Plain ints for the byte loops (looking an IntEnum member up costs a call).
+_PAD = int(Option.PAD)
+_END = int(Option.END)
+_END_BYTE = bytes((_END,))
+_OVERLOAD_CODE = int(Option.OVERLOAD)
+_MESSAGE_TYPE = int(Option.MESSAGE_TYPE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,8 +179,12 @@ class DhcpPacket:
     @property
     def message_type(self) -> int | None:
         """Option 53 (RFC 2132 section 9.6); None for a plain BOOTP message."""
-        value = self.option(Option.MESSAGE_TYPE)
-        return None if value is None else _exact(value, 1, Option.MESSAGE_TYPE)[0]
+        value = self.option(_MESSAGE_TYPE)
+        if value is None:
+            return None
+        if len(value) != 1:
+            raise DhcpError(_length_error(_MESSAGE_TYPE, len(value), (1, 1)))
+        return value[0]
 
     @property
     def requested_ip(self) -> IPv4Address | None:
@@ -210,17 +222,78 @@ class DhcpPacket:
         return None if value is None else decode_ip(value)
 
 
+# The frozen dataclass's generated __init__ stores each field through
+# object.__setattr__ and takes keyword arguments: it cost more than the rest
+# of parsing. The hot paths (every datagram parsed, every reply built) store
+# the slots directly; the object is the same frozen DhcpPacket.
+_new_object = object.__new__
+(
+    _set_op,
+    _set_xid,
+    _set_chaddr,
+    _set_options,
+    _set_htype,
+    _set_hlen,
+    _set_hops,
+    _set_secs,
+    _set_flags,
+    _set_ciaddr,
+    _set_yiaddr,
+    _set_siaddr,
+    _set_giaddr,
+    _set_sname,
+    _set_file,
+) = (DhcpPacket.__dict__[field.name].__set__ for field in fields(DhcpPacket))
+
+
+def assemble(
+    op: int,
+    xid: int,
+    chaddr: bytes,
+    options: tuple[tuple[int, bytes], ...],
+    htype: int,
+    hlen: int,
+    hops: int,
+    secs: int,
+    flags: int,
+    ciaddr: IPv4Address,
+    yiaddr: IPv4Address,
+    siaddr: IPv4Address,
+    giaddr: IPv4Address,
+    sname: bytes,
+    file: bytes,
+) -> DhcpPacket:
+    """`DhcpPacket(...)` with every field, in declaration order, for the hot paths."""
+    packet: DhcpPacket = _new_object(DhcpPacket)
+    _set_op(packet, op)
+    _set_xid(packet, xid)
+    _set_chaddr(packet, chaddr)
+    _set_options(packet, options)
+    _set_htype(packet, htype)
+    _set_hlen(packet, hlen)
+    _set_hops(packet, hops)
+    _set_secs(packet, secs)
+    _set_flags(packet, flags)
+    _set_ciaddr(packet, ciaddr)
+    _set_yiaddr(packet, yiaddr)
+    _set_siaddr(packet, siaddr)
+    _set_giaddr(packet, giaddr)
+    _set_sname(packet, sname)
+    _set_file(packet, file)
+    return packet
+
+
 def parse(data: bytes) -> DhcpPacket:
     """Parse one UDP payload: 240 to 1500 bytes, the magic cookie, options within bounds."""
-    if not isinstance(data, bytes | bytearray | memoryview):
-        raise DhcpError("a DHCP packet is bytes")
-    data = bytes(data)
-    if len(data) < MIN_PACKET:
-        raise DhcpError(
-            f"packet of {len(data)} bytes is shorter than the {MIN_PACKET}-byte minimum"
-        )
-    if len(data) > MAX_PACKET:
-        raise DhcpError(f"packet of {len(data)} bytes is over the {MAX_PACKET}-byte limit")
+    if not isinstance(data, bytes):
+        if not isinstance(data, bytearray | memoryview):
+            raise DhcpError("a DHCP packet is bytes")
+        data = bytes(data)
+    size = len(data)
+    if size < MIN_PACKET:
+        raise DhcpError(f"packet of {size} bytes is shorter than the {MIN_PACKET}-byte minimum")
+    if size > MAX_PACKET:
+        raise DhcpError(f"packet of {size} bytes is over the {MAX_PACKET}-byte limit")
     if data[HEADER_SIZE:MIN_PACKET] != MAGIC_COOKIE:
         raise DhcpError("no DHCP magic cookie 63 82 53 63 (RFC 2131 section 3)")
     (op, htype, hlen, hops, xid, secs, flags, ci, yi, si, gi, chaddr, sname, file) = (
@@ -228,78 +301,121 @@ def parse(data: bytes) -> DhcpPacket:
     )
     if hlen > CHADDR_SIZE:
         raise DhcpError(f"hardware address length {hlen} is over {CHADDR_SIZE}")
-    found: dict[int, bytearray] = {}
-    _read_options(data[MIN_PACKET:], found, "options")
-    overload = found.pop(Option.OVERLOAD, None)
+    found: dict[int, bytes] = {}
+    repeated: dict[int, bytearray] = {}
+    _read_options(data, MIN_PACKET, found, repeated, "options")
+    overload = found.pop(_OVERLOAD_CODE, None)
     if overload is not None:
         if len(overload) != 1 or not 1 <= overload[0] <= 3:
             raise DhcpError("option 52 (overload) must be one byte, 1, 2 or 3 (RFC 2132 9.3)")
         # RFC 3396 section 7: options field, then `file`, then `sname`.
         if overload[0] & _OVERLOAD_FILE:
-            _read_options(file, found, "file")
+            _read_options(file, 0, found, repeated, "file")
             file = b""
         if overload[0] & _OVERLOAD_SNAME:
-            _read_options(sname, found, "sname")
+            _read_options(sname, 0, found, repeated, "sname")
             sname = b""
-        found.pop(Option.OVERLOAD, None)
-    options = tuple((code, bytes(value)) for code, value in found.items())
-    for code, value in options:
-        _check_length(code, value)
-    return DhcpPacket(
-        op=op,
-        htype=htype,
-        hlen=hlen,
-        hops=hops,
-        xid=xid,
-        secs=secs,
-        flags=flags,
-        ciaddr=IPv4Address(ci),
-        yiaddr=IPv4Address(yi),
-        siaddr=IPv4Address(si),
-        giaddr=IPv4Address(gi),
-        chaddr=chaddr,
-        sname=sname.split(b"\x00", 1)[0],
-        file=file.split(b"\x00", 1)[0],
-        options=options,
+        found.pop(_OVERLOAD_CODE, None)
+        repeated.pop(_OVERLOAD_CODE, None)
+    if repeated:
+        for code, joined in repeated.items():
+            found[code] = bytes(joined)
+    for code, value in found.items():
+        bounds = _LENGTHS.get(code)
+        if bounds is not None and not bounds[0] <= len(value) <= bounds[1]:
+            raise DhcpError(_length_error(code, len(value), bounds))
+    return assemble(
+        op,
+        xid,
+        chaddr,
+        tuple(found.items()),
+        htype,
+        hlen,
+        hops,
+        secs,
+        flags,
+        _ZERO if ci == 0 else IPv4Address(ci),
+        _ZERO if yi == 0 else IPv4Address(yi),
+        _ZERO if si == 0 else IPv4Address(si),
+        _ZERO if gi == 0 else IPv4Address(gi),
+        sname.split(b"\x00", 1)[0],
+        file.split(b"\x00", 1)[0],
     )
 
 
-def _read_options(field: bytes, found: dict[int, bytearray], where: str) -> None:
-    """Collect the options of one field into `found`, concatenating repeats (RFC 3396)."""
-    at = 0
-    while at < len(field):
+def _read_options(
+    field: bytes, at: int, found: dict[int, bytes], repeated: dict[int, bytearray], where: str
+) -> None:
+    """Collect the options of `field` from offset `at` into `found`, concatenating repeats.
+
+    RFC 3396 section 7. A repeated option is joined in `repeated` (a
+    bytearray: many repeats cost linear time) and keeps its first position
+    in `found`.
+    """
+    end_of_field = len(field)
+    while at < end_of_field:
         code = field[at]
-        if code == Option.END:
+        if code == _END:
             return
-        if code == Option.PAD:
+        if code == _PAD:
             at += 1
             continue
-        if at + 1 >= len(field):
+        if at + 1 >= end_of_field:
             raise DhcpError(f"option {code} in the {where} field has no length byte")
         length = field[at + 1]
         end = at + 2 + length
-        if end > len(field):
+        if end > end_of_field:
             raise DhcpError(
                 f"option {code} in the {where} field says {length} bytes, "
-                f"only {len(field) - at - 2} are left"
+                f"only {end_of_field - at - 2} are left"
             )
-        found.setdefault(code, bytearray()).extend(field[at + 2 : end])
+        value = field[at + 2 : end]
+        if code not in found:
+            found[code] = value
+        elif code in repeated:
+            repeated[code] += value
+        else:
+            repeated[code] = bytearray(found[code]) + value
         at = end
 
 
-def _check_length(code: int, value: bytes) -> None:
-    exact = _EXACT_LENGTHS.get(code)
-    if exact is not None:
-        _exact(value, exact, code)
-    minimum = _MIN_LENGTHS.get(code)
-    if minimum is not None and len(value) < minimum:
-        raise DhcpError(f"option {code} is empty; RFC 2132 requires at least {minimum} byte")
+def peek_message_type(data: bytes) -> int | None:
+    """Option 53 read straight from the options field of a datagram, without parsing it.
+
+    For triage only (which datagrams wait and which are decided first):
+    it never raises, and answers None wherever `parse` would have to look
+    further (no cookie, option 53 absent, repeated, in an overloaded field,
+    or malformed); the datagram is then parsed in full like any other.
+    """
+    size = len(data)
+    if not MIN_PACKET <= size <= MAX_PACKET or data[HEADER_SIZE:MIN_PACKET] != MAGIC_COOKIE:
+        return None
+    at = MIN_PACKET
+    found = None
+    while at < size:
+        code = data[at]
+        if code == _END:
+            break
+        if code == _PAD:
+            at += 1
+            continue
+        if at + 1 >= size:
+            return None
+        end = at + 2 + data[at + 1]
+        if end > size or code == _OVERLOAD_CODE:
+            return None
+        if code == _MESSAGE_TYPE:
+            if found is not None or end != at + 3:
+                return None
+            found = data[at + 2]
+        at = end
+    return found
 
 
-def _exact(value: bytes, length: int, code: int) -> bytes:
-    if len(value) != length:
-        raise DhcpError(f"option {code} is {len(value)} bytes, RFC 2132 says {length}")
-    return value
+def _length_error(code: int, length: int, bounds: tuple[int, int]) -> str:
+    if bounds[0] == bounds[1]:
+        return f"option {code} is {length} bytes, RFC 2132 says {bounds[0]}"
+    return f"option {code} is empty; RFC 2132 requires at least {bounds[0]} byte"
 
 
 def build(packet: DhcpPacket) -> bytes:
@@ -309,6 +425,76 @@ def build(packet: DhcpPacket) -> bytes:
     option (RFC 3396 section 5). Overload is never used: a reply that does not
     fit in 1500 bytes is refused.
     """
+    chaddr, sname, file = packet.chaddr, packet.sname, packet.file
+    if len(chaddr) > CHADDR_SIZE or len(sname) > SNAME_SIZE or len(file) > FILE_SIZE:
+        raise DhcpError(_oversized(packet))
+    try:
+        header = _HEADER.pack(
+            packet.op,
+            packet.htype,
+            packet.hlen,
+            packet.hops,
+            packet.xid,
+            packet.secs,
+            packet.flags,
+            _integer(packet.ciaddr),
+            _integer(packet.yiaddr),
+            _integer(packet.siaddr),
+            _integer(packet.giaddr),
+            chaddr,
+            sname,
+            file,
+        )
+    except struct.error as exc:
+        raise DhcpError(_misfit(packet) or f"the header cannot be encoded: {exc}") from exc
+    parts = [header, MAGIC_COOKIE]
+    append = parts.append
+    for code, value in packet.options:
+        length = len(value)
+        if length <= 255 and 0 < code < _END and code != _OVERLOAD_CODE:
+            append(_TAG.pack(code, length))
+            append(value)
+        else:
+            parts.extend(_long_option(code, value))
+    parts.append(_END_BYTE)
+    out = b"".join(parts)
+    if len(out) > MAX_PACKET:
+        raise DhcpError(f"the packet is {len(out)} bytes, over the {MAX_PACKET}-byte limit")
+    if len(out) < MIN_BUILT:
+        return out + bytes(MIN_BUILT - len(out))
+    return out
+
+
+def _integer(address: IPv4Address) -> int:
+    # Most address fields are the parser's zero: no conversion for it.
+    return 0 if address is _ZERO else int(address)
+
+
+def _long_option(code: int, value: bytes) -> list[bytes]:
+    """An option value over 255 bytes as several instances (RFC 3396 section 5)."""
+    if not 0 < code < _END or code == _OVERLOAD_CODE:
+        raise DhcpError(f"option code {code} cannot be carried as a value")
+    parts: list[bytes] = []
+    for start in range(0, len(value), 255):
+        chunk = value[start : start + 255]
+        parts += (_TAG.pack(code, len(chunk)), chunk)
+    return parts
+
+
+def _oversized(packet: DhcpPacket) -> str:
+    """Which variable-size header field is too long (asked only once one was)."""
+    for name, field, size in (
+        ("chaddr", packet.chaddr, CHADDR_SIZE),
+        ("sname", packet.sname, SNAME_SIZE),
+        ("file", packet.file, FILE_SIZE),
+    ):
+        if len(field) > size:
+            return f"{name} of {len(field)} bytes is over its {size}-byte field"
+    return "a header field is over its size"
+
+
+def _misfit(packet: DhcpPacket) -> str | None:
+    """Which integer header field is out of range (asked only once packing failed)."""
     for name, number, bits in (
         ("op", packet.op, 8),
         ("htype", packet.htype, 8),
@@ -319,44 +505,8 @@ def build(packet: DhcpPacket) -> bytes:
         ("flags", packet.flags, 16),
     ):
         if not 0 <= number < 1 << bits:
-            raise DhcpError(f"{name} {number} does not fit in {bits} bits")
-    for name, field, size in (
-        ("chaddr", packet.chaddr, CHADDR_SIZE),
-        ("sname", packet.sname, SNAME_SIZE),
-        ("file", packet.file, FILE_SIZE),
-    ):
-        if len(field) > size:
-            raise DhcpError(f"{name} of {len(field)} bytes is over its {size}-byte field")
-    header = _HEADER.pack(
-        packet.op,
-        packet.htype,
-        packet.hlen,
-        packet.hops,
-        packet.xid,
-        packet.secs,
-        packet.flags,
-        packet.ciaddr.packed,
-        packet.yiaddr.packed,
-        packet.siaddr.packed,
-        packet.giaddr.packed,
-        packet.chaddr,
-        packet.sname,
-        packet.file,
-    )
-    out = bytearray(header + MAGIC_COOKIE)
-    for code, value in packet.options:
-        if not 0 < code < Option.END or code == Option.OVERLOAD:
-            raise DhcpError(f"option code {code} cannot be carried as a value")
-        if not value:
-            out += bytes((code, 0))
-        for start in range(0, len(value), 255):
-            chunk = value[start : start + 255]
-            out += bytes((code, len(chunk))) + chunk
-    out.append(Option.END)
-    if len(out) > MAX_PACKET:
-        raise DhcpError(f"the packet is {len(out)} bytes, over the {MAX_PACKET}-byte limit")
-    out += bytes(max(0, MIN_BUILT - len(out)))
-    return bytes(out)
+            return f"{name} {number} does not fit in {bits} bits"
+    return None
 
 
 def decode_ip(value: bytes) -> IPv4Address:

@@ -22,10 +22,17 @@ from relay.proto.dhcp.packet import (
     DhcpPacket,
     MessageType,
     Option,
+    assemble,
 )
 
 ZERO = IPv4Address(0)
 LIMITED_BROADCAST = IPv4Address("255.255.255.255")
+# Plain ints and the encoded option 53 values: enum attribute access costs a call per reply.
+_MESSAGE_TYPE = int(Option.MESSAGE_TYPE)
+_SERVER_ID = int(Option.SERVER_ID)
+_CLIENT_ID = int(Option.CLIENT_ID)
+_RELAY_AGENT_INFO = int(Option.RELAY_AGENT_INFO)
+_KINDS = {kind: bytes((kind,)) for kind in MessageType}
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,32 +61,35 @@ def reply_to(
 ) -> Reply:
     """Build the `kind` reply (OFFER, ACK or NAK) to `request`, addressed per section 4.1."""
     nak = kind == MessageType.NAK
-    relayed = request.giaddr != ZERO
-    # RFC 2131 section 4.3.2: a relayed NAK has the broadcast bit set, so
-    # the relay agent broadcasts it to a client whose address is wrong.
-    flags = request.flags | BROADCAST_FLAG if nak and relayed else request.flags
+    giaddr = request.giaddr
+    relayed = giaddr != ZERO
+    flags = request.flags
+    if nak and relayed:
+        # RFC 2131 section 4.3.2: a relayed NAK has the broadcast bit set, so
+        # the relay agent broadcasts it to a client whose address is wrong.
+        flags |= BROADCAST_FLAG
     # Table 3: ciaddr is echoed in an ACK (it is 0 in OFFER and NAK).
     ciaddr = request.ciaddr if kind == MessageType.ACK else ZERO
-    head = [(Option.MESSAGE_TYPE.value, bytes((kind,))), (Option.SERVER_ID.value, server_ip.packed)]
-    tail = [
-        (code, value)
-        for code, value in (
-            (Option.CLIENT_ID.value, request.client_id),
-            (Option.RELAY_AGENT_INFO.value, request.relay_agent_info),
-        )
-        if value is not None
+    echoed = [
+        (code, value) for code, value in request.options if code in (_CLIENT_ID, _RELAY_AGENT_INFO)
     ]
-    packet = DhcpPacket(
-        op=BOOTREPLY,
-        htype=request.htype,
-        hlen=request.hlen,
-        xid=request.xid,
-        flags=flags,
-        ciaddr=ciaddr,
-        yiaddr=yiaddr,
-        giaddr=request.giaddr,
-        chaddr=request.chaddr,
-        options=(*head, *options, *tail),
+    echoed.sort()
+    packet = assemble(
+        BOOTREPLY,
+        request.xid,
+        request.chaddr,
+        ((_MESSAGE_TYPE, _KINDS[kind]), (_SERVER_ID, server_ip.packed), *options, *echoed),
+        request.htype,
+        request.hlen,
+        0,
+        0,
+        flags,
+        ciaddr,
+        yiaddr,
+        ZERO,
+        giaddr,
+        b"",
+        b"",
     )
     if relayed:
         return Reply(packet, request.giaddr, SERVER_PORT)
