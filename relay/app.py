@@ -37,7 +37,7 @@ from relay.config import Config
 from relay.demo import run_demo
 from relay.frontend.dhcp import DhcpServer
 from relay.frontend.dhcpsetup import start_dhcp
-from relay.frontend.firmware import ImageDirectory
+from relay.frontend.firmware import PublishedImages
 from relay.frontend.stack import FrontEnd, FrontEndError, FrontEndPorts
 from relay.frontend.upstream import Upstream
 from relay.frontend.ztp import ZtpDirectory, ztp_routes
@@ -278,7 +278,7 @@ async def run(
             )
             front = FrontEnd(
                 upstream,
-                ImageDirectory(data_dir / "images"),
+                PublishedImages(data_dir / "images"),
                 server_context(identity),
                 FrontEndPorts(
                     config.bind_address,

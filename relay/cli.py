@@ -3,6 +3,7 @@
 relay up [--data-dir DIR] [--json] [--free-ports] [--log-format human|json]
 relay token create --name NAME [--role admin|readonly] [--data-dir DIR] [--json]
 relay agent register|run|status ...  (the management agent; see management_agent/cli.py)
+relay images [--data-dir DIR] [--json] [--watch]  (the cached firmware; download_agent/cli.py)
 relay version
 """
 
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from download_agent import cli as images_cli
 from management_agent import cli as agent_cli
 from relay import __version__
 from relay.app import StartupError, run
@@ -101,6 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--role", choices=("admin", "readonly"), default="readonly")
     sim_cli.add_parser(sub)
     agent_cli.add_parser(sub)
+    images_cli.add_parser(sub)
     sub.add_parser("version", help="print the version")
     return parser
 
@@ -270,6 +273,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return sim_cli.run(args)
     if args.command == "agent":
         return agent_cli.run(args)
+    if args.command == "images":
+        return images_cli.main(args)
     try:
         config = _config(args)
     except ConfigError as exc:

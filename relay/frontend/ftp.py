@@ -28,7 +28,7 @@ from typing import Any
 import pyftpdlib.ioloop
 from pyftpdlib.servers import ThreadedFTPServer
 
-from relay.frontend.firmware import ImageDirectory
+from relay.frontend.firmware import PublishedImages
 from relay.frontend.ftp_cloud import CloudBridge
 from relay.frontend.ftp_session import Session, Settings
 from relay.frontend.upstream import Upstream
@@ -104,7 +104,7 @@ class FtpFrontend:
         host: str,
         port: int,
         upstream: Upstream,
-        images: ImageDirectory,
+        images: PublishedImages,
         tls: ssl.SSLContext | None = None,
         passive_ports: range | None = None,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,

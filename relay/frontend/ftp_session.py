@@ -39,7 +39,6 @@ import os
 import socket
 import ssl
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 # First: it imports asyncore and asynchat (deprecated in 3.11) with their warning
@@ -48,7 +47,7 @@ import pyftpdlib.ioloop  # noqa: F401
 from pyftpdlib.handlers import FTPHandler
 from pyftpdlib.handlers.ftp.producers import FileProducer
 
-from relay.frontend.firmware import ImageDirectory
+from relay.frontend.firmware import PublishedImages
 from relay.frontend.ftp_cloud import CloudBridge, CloudDownload, Head
 from relay.frontend.ftp_data import DataChannel, UploadBuffer, session_log
 from relay.frontend.ftp_rules import (
@@ -96,7 +95,7 @@ class Settings:
     """What every session of one listener shares."""
 
     bridge: CloudBridge
-    images: ImageDirectory
+    images: PublishedImages
     tls: ssl.SSLContext | None
     passive_ports: range | None
 
@@ -342,9 +341,9 @@ class Session(TlsChannel, FTPHandler):  # type: ignore[misc]
         target = self._target("RETR", argument)
         if target is None:
             return
-        local = self.settings.images.find(target.path)
+        local = self.settings.images.open(target.path)
         if local is not None:
-            self._send_file(target, local, start)
+            self._send_file(target, local[0], start)
         else:
             self._send_relayed(target, start)
 
@@ -462,7 +461,7 @@ class Session(TlsChannel, FTPHandler):  # type: ignore[misc]
         if local is None:
             return None
         try:
-            return local.stat()
+            return local.path.stat()
         except OSError:
             return None
 
@@ -477,12 +476,9 @@ class Session(TlsChannel, FTPHandler):  # type: ignore[misc]
             return None
         return answer
 
-    def _send_file(self, target: Target, local: Path, start: int) -> None:
-        try:
-            file = local.open("rb")
-        except OSError:
-            self.respond("550 No such file.")
-            return
+    def _send_file(self, target: Target, fd: int, start: int) -> None:
+        """Send a published image; the descriptor holds its shared lock until closed."""
+        file = os.fdopen(fd, "rb")
         size = os.fstat(file.fileno()).st_size
         if start > size:
             file.close()

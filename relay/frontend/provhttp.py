@@ -21,18 +21,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import aiohttp
 from aiohttp import web
 
-from relay.frontend.firmware import ImageDirectory
+from relay.frontend.firmware import PublishedImages
 from relay.frontend.upstream import PASSED_BACK, PASSED_ON, Phone, Upstream, UpstreamUnavailable
 from relay.logs import event
 from relay.proto.polycom.paths import PathRejected, classify
-from relay.webfiles import send_file
+from relay.webfiles import stream_file
 
 log = logging.getLogger("relay.provisioning")
 
@@ -52,7 +52,7 @@ class HttpFrontend:
     def __init__(
         self,
         upstream: Upstream,
-        images: ImageDirectory,
+        images: PublishedImages,
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -72,7 +72,7 @@ class HttpFrontend:
         if request.method not in ("GET", "HEAD", "PUT"):
             return web.Response(status=405, headers={"Allow": "GET, HEAD, PUT"})
         try:
-            path = classify(request.raw_path)
+            classify(request.raw_path)
         except PathRejected as exc:
             event(
                 log,
@@ -90,10 +90,11 @@ class HttpFrontend:
             request.headers.get("Authorization"),
         )
         try:
-            if request.method != "PUT":
-                local = self.images.find(path.name)
-                if local is not None and await self._account_ok(phone):
-                    return await send_file(request, local, etag=_file_tag(local))
+            published = request.method != "PUT" and self.images.find(request.path) is not None
+            if published and await self._account_ok(phone):
+                local = await self._local(request)
+                if local is not None:
+                    return local
             return await self._relay(request, phone)
         except UpstreamUnavailable:
             return web.Response(
@@ -101,6 +102,15 @@ class HttpFrontend:
                 text="the provisioning service is unreachable; retry later\n",
                 headers={"Retry-After": RETRY_AFTER},
             )
+
+    async def _local(self, request: web.Request) -> web.StreamResponse | None:
+        """Serve the published image under a shared lock (None: it went away meanwhile)."""
+        opened = self.images.open(request.path)
+        if opened is None:
+            return None
+        fd, image = opened
+        with os.fdopen(fd, "rb") as fh:
+            return await stream_file(request, fh, image.sha256)
 
     async def _account_ok(self, phone: Phone) -> bool:
         """Has the cloud accepted this phone's Authorization recently? (asks it if not)."""
@@ -168,10 +178,3 @@ async def _copy(
             request.transport.close()
         return False
     return True
-
-
-def _file_tag(path: Path) -> str:
-    """An ETag from size and modification time (as nginx does): published images are
-    replaced by rename, never rewritten in place, so a new file gets a new tag."""
-    stat = path.stat()
-    return f"{stat.st_mtime_ns:x}-{stat.st_size:x}"

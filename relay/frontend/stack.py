@@ -20,7 +20,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from relay.frontend.firmware import ImageDirectory
+from relay.frontend.firmware import PublishedImages
 from relay.frontend.ftp import FtpFrontend
 from relay.frontend.provhttp import HttpFrontend
 from relay.frontend.tftp import TftpConfig, TftpServer
@@ -52,7 +52,7 @@ class FrontEnd:
     def __init__(
         self,
         upstream: Upstream,
-        images: ImageDirectory,
+        images: PublishedImages,
         tls: ssl.SSLContext,
         ports: FrontEndPorts,
         routes: tuple[web.RouteDef, ...] = (),

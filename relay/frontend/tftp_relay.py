@@ -4,8 +4,8 @@ The resolver of relay.frontend.tftp.TftpServer for `relay up` (issue 5). Names
 arrive already screened (read-only, provisioning names only,
 relay.proto.tftp.names). Then:
 
-- firmware that the download agent published (`ImageDirectory.find`) is served
-  from its file (`FileSource`, pread on an open descriptor);
+- firmware that the download agent published (`PublishedImages.open`) is served
+  from its blob (`FileSource`, pread on an open descriptor);
 - anything else is relayed to the cloud as the registered relay
   (`Phone(address, "tftp")`: TFTP carries no account, the relay's credential
   vouches for the read, relay.cloud.api.phones): configurations and other small
@@ -40,7 +40,7 @@ from pathlib import Path
 
 import aiohttp
 
-from relay.frontend.firmware import FIRMWARE_SUFFIXES, ImageDirectory
+from relay.frontend.firmware import FIRMWARE_SUFFIXES, IMAGES_PREFIX, PublishedImages
 from relay.frontend.tftp import Address, FileSource, Resolved, TftpRefusal
 from relay.frontend.upstream import Phone, Upstream, UpstreamTooLarge, UpstreamUnavailable
 from relay.logs import event
@@ -52,7 +52,6 @@ CONFIG_LIMIT = 16 * 1024 * 1024
 FIRMWARE_LIMIT = 1024 * 1024 * 1024
 # The phone sees this as the ERROR 0 message of every retryable refusal.
 TRY_AGAIN = "service unavailable, try again later"
-_IMAGES = "images/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +68,7 @@ class TftpRelay:
     def __init__(
         self,
         upstream: Upstream,
-        images: ImageDirectory,
+        images: PublishedImages,
         *,
         spool_dir: Path | None = None,
         config_limit: int = CONFIG_LIMIT,
@@ -92,11 +91,11 @@ class TftpRelay:
         self._closed = False
 
     async def resolve(self, name: str, client: Address) -> Resolved:
-        local = self._images.find(name)
+        local = self._images.open(name)
         if local is not None:
-            return FileSource.open(local)
+            return FileSource(local[0])
         phone = Phone(client[0], "tftp")
-        if name.startswith(_IMAGES) or name.endswith(FIRMWARE_SUFFIXES):
+        if name.startswith(IMAGES_PREFIX) or name.endswith(FIRMWARE_SUFFIXES):
             return await self._firmware(name, phone)
         try:
             async with asyncio.timeout(self._wait):

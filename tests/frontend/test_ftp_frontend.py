@@ -34,10 +34,11 @@ from relay.cloud.api.phones import PhoneService, build_phone_app
 from relay.cloud.api.routes import build_app
 from relay.cloud.controlplane import CloudWorker, ControlPlane
 from relay.cloud.rules.files import MAX_OVERRIDE_BYTES
-from relay.frontend.firmware import ImageDirectory
+from relay.frontend.firmware import PublishedImages
 from relay.frontend.ftp import FtpFrontend
 from relay.frontend.upstream import Upstream
 from relay.sync.messages import Registration
+from tests.frontend.published import publish
 from tests.ports import free_port
 
 MAC = "0004f2a1b2c3"
@@ -277,7 +278,7 @@ async def rigged(directory: Path, **options: object) -> AsyncIterator[Rig]:
             "127.0.0.1",
             0,
             upstream,
-            ImageDirectory(images),
+            PublishedImages(images),
             tls=server_context(cloud.identity),
             **options,  # type: ignore[arg-type]
         )
@@ -337,7 +338,7 @@ async def test_curl_over_explicit_ftps_gets_the_master_the_cloud_serves(rig: Rig
 
 async def test_ftps_with_a_clear_data_connection_gets_local_firmware_intact(rig: Rig) -> None:
     firmware = os.urandom(2_000_000)
-    (rig.images / "3111-46157-001.sip.ld").write_bytes(firmware)
+    publish(rig.images, firmware)
     out = rig.file("fw")
     ran = await rig.curl(
         "--ftp-ssl-control",
@@ -373,7 +374,7 @@ async def test_firmware_in_the_image_directory_is_served_without_asking_the_clou
     rig: Rig,
 ) -> None:
     firmware = os.urandom(3_000_000)
-    (rig.images / "3111-46157-001.sip.ld").write_bytes(firmware)
+    publish(rig.images, firmware)
     out = rig.file("fw")
     ran = await rig.curl("-o", str(out), rig.url("3111-46157-001.sip.ld"))
     assert ran.returncode == 0, ran.stderr
@@ -383,7 +384,7 @@ async def test_firmware_in_the_image_directory_is_served_without_asking_the_clou
 
 async def test_firmware_in_the_image_directory_is_served_over_ftps(rig: Rig) -> None:
     firmware = os.urandom(3_000_000)
-    (rig.images / "3111-46157-001.sip.ld").write_bytes(firmware)
+    publish(rig.images, firmware)
     out = rig.file("fw")
     ran = await rig.curl("-o", str(out), rig.url("3111-46157-001.sip.ld"), tls=True)
     assert ran.returncode == 0, ran.stderr
@@ -724,7 +725,7 @@ async def test_a_transfer_the_cloud_breaks_off_is_cut_and_logged(
     caplog.set_level(logging.INFO, "relay.ftp")
     server = await asyncio.start_server(breaking_cloud, "127.0.0.1", 0)
     upstream = Upstream(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/", "r1", "s1")
-    ftp = FtpFrontend("127.0.0.1", 0, upstream, ImageDirectory(tmp_path))
+    ftp = FtpFrontend("127.0.0.1", 0, upstream, PublishedImages(tmp_path))
     await ftp.start()
     try:
         ran = await run(

@@ -20,9 +20,10 @@ import pytest
 
 from certs.lab import ServerIdentity
 from certs.tls import client_context, server_context
-from relay.frontend.firmware import ImageDirectory
+from relay.frontend.firmware import PublishedImages
 from relay.frontend.stack import FrontEnd, FrontEndPorts
 from relay.frontend.upstream import Upstream
+from tests.frontend.published import publish
 from tests.frontend.tcpgate import TcpGate
 from tests.phones.conftest import (
     NO_AUTH,
@@ -114,15 +115,13 @@ async def test_a_traversal_is_refused_by_the_relay_and_logged(
     assert any("path_rejected" in r.getMessage() for r in caplog.records)
 
 
-def _publish(relay: Relay, name: str, data: bytes) -> None:
-    path = Path(relay.facts["data_dir"]) / "images" / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+def _publish(relay: Relay, data: bytes) -> None:
+    publish(Path(relay.facts["data_dir"]) / "images", data, filename="sip.ld")
 
 
 async def test_firmware_published_on_the_relay_is_served_from_its_disk(relayed: Relay) -> None:
     image = bytes(range(256)) * 4096
-    _publish(relayed, "3111-48500-001.sip.ld", image)
+    _publish(relayed, image)
     reply = await relayed.curl("GET", "/3111-48500-001.sip.ld", base=_via(relayed))
     assert reply.status == 200
     assert hashlib.sha256(reply.body).digest() == hashlib.sha256(image).digest()
@@ -131,7 +130,7 @@ async def test_firmware_published_on_the_relay_is_served_from_its_disk(relayed: 
 
 
 async def test_firmware_on_the_relay_needs_the_provisioning_account(relayed: Relay) -> None:
-    _publish(relayed, "3111-48500-001.sip.ld", b"image")
+    _publish(relayed, b"image")
     reply = await relayed.curl(
         "GET", "/3111-48500-001.sip.ld", auth=WRONG, base=_via(relayed), check=False
     )
@@ -139,7 +138,7 @@ async def test_firmware_on_the_relay_needs_the_provisioning_account(relayed: Rel
 
 
 async def test_firmware_on_the_relay_honours_a_range(relayed: Relay) -> None:
-    _publish(relayed, "3111-48500-001.sip.ld", b"0123456789")
+    _publish(relayed, b"0123456789")
     reply = await relayed.curl(
         "GET", "/3111-48500-001.sip.ld", headers=["Range: bytes=2-5"], base=_via(relayed)
     )
@@ -205,7 +204,7 @@ async def gated(relayed: Relay) -> AsyncIterator[tuple[Relay, TcpGate, str]]:
     identity = ServerIdentity(tls_dir / "ca.pem", tls_dir / "server.pem", tls_dir / "server.key")
     front = FrontEnd(
         upstream,
-        ImageDirectory(data_dir / "images"),
+        PublishedImages(data_dir / "images"),
         server_context(identity),
         FrontEndPorts("127.0.0.1", 0, None),
     )

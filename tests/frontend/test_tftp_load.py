@@ -1,7 +1,7 @@
 """2,000 phones fetching a file-backed image at once (issue 5): every transfer completes intact.
 
 Correctness under load, not speed (bench/bench_tftp.py measures that): the
-server serves a published image (`ImageDirectory` then `FileSource`) to 2,000
+server serves a published image (`PublishedImages` then `FileSource`) to 2,000
 minimal lock-step clients started together, each on its own socket as phones
 are, each checking its bytes. Bounded in time; the open-file limit is raised
 for the run (2,000 client sockets, 2,000 transfer sockets, 2,000 files) and put
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from relay.frontend.firmware import ImageDirectory
+from relay.frontend.firmware import PublishedImages
 from relay.frontend.tftp import Address, FileSource, Resolved, TftpConfig, TftpServer
 from relay.proto.tftp.packet import (
     Data,
@@ -32,6 +32,7 @@ from relay.proto.tftp.packet import (
     parse_packet,
 )
 from relay.proto.tftp.session import SessionConfig
+from tests.frontend.published import publish
 
 TRANSFERS = 2000
 NAME = "3111-44500-001.sip.ld"
@@ -117,12 +118,12 @@ class Phone:
 
 @pytest.mark.usefixtures("open_files")
 async def test_2000_concurrent_transfers_of_a_file_all_complete_intact(tmp_path: Path) -> None:
-    (tmp_path / NAME).write_bytes(IMAGE)
-    images = ImageDirectory(tmp_path)
+    publish(tmp_path, IMAGE)
+    images = PublishedImages(tmp_path)
 
     def resolve(name: str, _client: Address) -> Resolved:
-        path = images.find(name)
-        return None if path is None else FileSource.open(path)
+        opened = images.open(name)
+        return None if opened is None else FileSource(opened[0])
 
     # Patient retransmission: 4,000 sockets share this test's one event loop.
     patient = SessionConfig(timeout=5.0, max_timeout=10.0)

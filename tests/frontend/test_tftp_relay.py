@@ -22,7 +22,7 @@ import pytest
 from certs.tls import client_context
 from management_agent.link import register
 from relay import __version__
-from relay.frontend.firmware import ImageDirectory
+from relay.frontend.firmware import PublishedImages
 from relay.frontend.tftp import TftpConfig, TftpServer
 from relay.frontend.tftp_relay import TRY_AGAIN, TftpRelay
 from relay.frontend.upstream import Upstream
@@ -34,6 +34,7 @@ from relay.proto.tftp.packet import (
     build_request,
 )
 from relay.sync.messages import Registration
+from tests.frontend.published import publish
 from tests.frontend.tcpgate import TcpGate
 from tests.frontend.test_tftp_server import error_for, need, run
 from tests.phones.conftest import (
@@ -92,7 +93,7 @@ async def relaying(cloud: Relay, workdir: Path, **options: Any) -> AsyncIterator
     images, spool = workdir / "images", workdir / "spool"
     images.mkdir(parents=True)
     spool.mkdir()
-    relay = TftpRelay(upstream, ImageDirectory(images), spool_dir=spool, **options)
+    relay = TftpRelay(upstream, PublishedImages(images), spool_dir=spool, **options)
     try:
         async with TftpServer(relay.resolve, TftpConfig(host="127.0.0.1", port=0)) as server:
             yield Relayed(cloud, gate, server, images, spool)
@@ -179,7 +180,7 @@ async def test_curl_gets_the_master_file_the_https_service_gives_the_same_phone(
 async def test_tftp_hpa_gets_published_firmware_and_a_relayed_config(
     relayed: Relayed, tmp_path: Path
 ) -> None:
-    (relayed.images / PUBLISHED).write_bytes(FIRMWARE)
+    publish(relayed.images, FIRMWARE)
     firmware = await tftp_hpa(relayed, PUBLISHED, tmp_path / "fw")
     config = await tftp_hpa(relayed, f"{MAC}.cfg", tmp_path / "cfg")
     direct = await relayed.cloud.curl("GET", f"/{MAC}.cfg", user_agent="")
@@ -191,7 +192,7 @@ async def test_tftp_hpa_gets_published_firmware_and_a_relayed_config(
 async def test_atftp_with_blksize_and_windowsize_gets_published_firmware_and_a_relayed_config(
     relayed: Relayed, tmp_path: Path
 ) -> None:
-    (relayed.images / PUBLISHED).write_bytes(FIRMWARE)
+    publish(relayed.images, FIRMWARE)
     firmware = await atftp(relayed, PUBLISHED, tmp_path / "fw")
     config = await atftp(relayed, f"{MAC}.cfg", tmp_path / "cfg")
     direct = await relayed.cloud.curl("GET", f"/{MAC}.cfg", user_agent="")
@@ -203,7 +204,7 @@ async def test_atftp_with_blksize_and_windowsize_gets_published_firmware_and_a_r
 async def test_published_firmware_is_served_from_the_relays_disk_only(
     relayed: Relayed, tmp_path: Path
 ) -> None:
-    (relayed.images / PUBLISHED).write_bytes(FIRMWARE)
+    publish(relayed.images, FIRMWARE)
     firmware = await curl(relayed.url(PUBLISHED), tmp_path / "fw")
     in_the_cloud = await relayed.cloud.curl("GET", f"/{PUBLISHED}", check=False)
 
