@@ -23,6 +23,7 @@ from relay.cloud.images import Images
 from relay.cloud.monitor import Monitor
 from relay.cloud.profiles import Profiles
 from relay.cloud.provisioning import Provisioning
+from relay.cloud.relayimages import RelayImages
 from relay.cloud.relays import Relays
 from relay.cloud.rules.relays import DEFAULT_LINK, LinkPolicy
 from relay.cloud.sites import Sites
@@ -55,6 +56,8 @@ class ControlPlane:
         self.deployment = Deployment(self.ctx)
         self.files = Files(self.ctx, data_dir / "files")
         self.images = Images(self.ctx, self.files)
+        self.relay_images = RelayImages(self.ctx, self.files)
+        self.images.on_delete.append(self.relay_images.image_deleted)
         self.provisioning = Provisioning(
             self.ctx, self.tenancy, self.devices, self.deployment, self.files
         )

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,9 @@ class Images:
         self.ctx = ctx
         self.store = ctx.store
         self.files = files
+        # Run inside the deleting transaction, before the row goes: the relay image set
+        # drops the image and wakes the relays watching it.
+        self.on_delete: list[Callable[[str], None]] = []
 
     def listing(self) -> list[dict[str, Any]]:
         return self.store.images()
@@ -114,6 +117,8 @@ class Images:
         """Profiles that chose the image then say "software image not found"."""
         row = self.get(image_id)
         with self.store.transaction():
+            for hook in self.on_delete:
+                hook(image_id)
             self.store.delete_image(image_id)
             self.store.delete_profile(software_profile_name(row["model"], row["version"]))
             self.ctx.config_changed()

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from relay.cloud.api import agents, relays, tasks, ztp
+from relay.cloud.api import agent_images, agents, relayimages, relays, tasks, ztp
 from relay.cloud.api.auth import WORKER, actor, auth_middleware, principal_of
 from relay.cloud.api.bodies import int_query, json_body, ok
 from relay.cloud.api.errors import ApiError, error_middleware
@@ -1140,7 +1140,15 @@ ROUTES: tuple[Route, ...] = (
 
 def served_routes() -> tuple[Route, ...]:
     """Every route the API serves and documents, this module's and the feature modules'."""
-    return ROUTES + relays.ROUTES + agents.ROUTES + tasks.ROUTES + ztp.ROUTES
+    return (
+        ROUTES
+        + relays.ROUTES
+        + agents.ROUTES
+        + tasks.ROUTES
+        + ztp.ROUTES
+        + relayimages.ROUTES
+        + agent_images.ROUTES
+    )
 
 
 def build_app(worker: CloudWorker, max_body_bytes: int) -> web.Application:

@@ -20,7 +20,7 @@ from typing import Any
 import sqlite_utils
 
 from relay.cloud.rules.monitor import CONTACT_WINDOW
-from relay.cloud.store import relays, tasks, ztp
+from relay.cloud.store import relayimages, relays, tasks, ztp
 
 SCHEMA_VERSION = 1
 
@@ -177,7 +177,7 @@ class DeviceListQuery:
     limit: int = 100
 
 
-class Store(relays.RelayQueries, tasks.TaskQueries, ztp.ZtpQueries):
+class Store(relays.RelayQueries, tasks.TaskQueries, ztp.ZtpQueries, relayimages.RelayImageQueries):
     """The control plane's database."""
 
     def __init__(self, path: Path) -> None:
@@ -193,6 +193,7 @@ class Store(relays.RelayQueries, tasks.TaskQueries, ztp.ZtpQueries):
         conn.executescript(relays.SCHEMA)
         conn.executescript(tasks.SCHEMA)
         conn.executescript(ztp.SCHEMA)
+        conn.executescript(relayimages.SCHEMA)
         conn.execute(
             "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
             (str(SCHEMA_VERSION),),
