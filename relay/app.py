@@ -24,6 +24,9 @@ from aiohttp import web
 
 from certs.lab import ensure_lab_identity
 from certs.tls import client_context, server_context
+from download_agent.link import CloudImages
+from download_agent.settings import DownloadSettings
+from download_agent.syncer import DownloadAgent
 from management_agent.agent import CREDENTIAL_FILE, Agent, AgentSettings
 from management_agent.link import Identity, Revoked, register
 from management_agent.ztpfeed import ZtpFeed
@@ -235,6 +238,8 @@ async def run(
     front: FrontEnd | None = None
     dhcp: DhcpServer | None = None
     ztp_sync: asyncio.Task[None] | None = None
+    downloads: asyncio.Task[None] | None = None
+    images: CloudImages | None = None
     ztp_feed: ZtpFeed | None = None
     try:
         port = await _listen(
@@ -270,6 +275,14 @@ async def run(
             ztp.load()
             ztp_feed = ZtpFeed(agent_settings.data_dir / CREDENTIAL_FILE, identity.ca_cert)
             ztp_sync = asyncio.create_task(ztp.run(ztp_feed, config.ztp_sync_seconds))
+            # The download agent keeps the relay image set in <data-dir>/images (issue 6).
+            images = CloudImages(relay_identity, client_context(identity.ca_cert))
+            download_settings = DownloadSettings(
+                data_dir=data_dir,
+                reserve_bytes=config.image_reserve_bytes,
+                rate_limit=config.image_rate_limit,
+            )
+            downloads = asyncio.create_task(DownloadAgent(images, download_settings).run())
             upstream = Upstream(
                 f"https://{_loopback(config.host)}:{prov_port}/",
                 relay_identity.relay_id,
@@ -343,12 +356,14 @@ async def run(
         await stopped()
     finally:
         # The demo phones and the agent go first: their last requests still reach the API.
-        for background in (demo, agent, ztp_sync):
+        for background in (demo, agent, ztp_sync, downloads):
             if background is not None:
                 background.cancel()
                 await asyncio.gather(background, return_exceptions=True)
         if ztp_feed is not None:
             await ztp_feed.aclose()
+        if images is not None:
+            await images.aclose()
         if dhcp is not None:
             await dhcp.close()
         if front is not None:

@@ -94,6 +94,18 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="also start N simulated phones and show them being provisioned",
     )
+    up.add_argument(
+        "--image-reserve-bytes",
+        type=int,
+        metavar="BYTES",
+        help="disk the download agent never fills with images (default 1073741824)",
+    )
+    up.add_argument(
+        "--image-rate-limit",
+        type=int,
+        metavar="BYTES/S",
+        help="the download agent's WAN rate cap (default 0: unlimited)",
+    )
     _dhcp_flags(up)
     token = sub.add_parser("token", help="manage API tokens offline")
     token_sub = token.add_subparsers(dest="action", required=True)
@@ -179,6 +191,8 @@ def _config(args: argparse.Namespace) -> Config:
         "relay_http_port",
         "relay_ftp_port",
         "relay_tftp_port",
+        "image_reserve_bytes",
+        "image_rate_limit",
     ):
         if getattr(args, name, None) not in (None, False):
             flags[name] = getattr(args, name)

@@ -76,6 +76,10 @@ class Config:
     relay_tftp_port: int = DEFAULT_RELAY_TFTP_PORT
     # How often the relay refreshes its copy of the ZTP directory (a 304 when unchanged).
     ztp_sync_seconds: float = 60.0
+    # The download agent (issue 6): disk never filled by images, and its WAN rate cap
+    # in bytes/s (0 = unlimited).
+    image_reserve_bytes: int = 2**30
+    image_rate_limit: int = 0
 
     @property
     def bind_address(self) -> str:
@@ -231,6 +235,9 @@ def load_config(
         raise ConfigError(f"monitor_seconds must be 1-86400, not {config.monitor_seconds}")
     if not 0.1 <= config.ztp_sync_seconds <= 86400.0:
         raise ConfigError(f"ztp_sync_seconds must be 0.1-86400, not {config.ztp_sync_seconds}")
+    for name in ("image_reserve_bytes", "image_rate_limit"):
+        if not 0 <= getattr(config, name) < 2**62:
+            raise ConfigError(f"{name} must be 0 or more, not {getattr(config, name)}")
     if not 1 <= config.agent_concurrency <= 1000:
         raise ConfigError(f"agent_concurrency must be 1-1000, not {config.agent_concurrency}")
     _check_dhcp(config)

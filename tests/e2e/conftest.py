@@ -8,6 +8,7 @@ pipe, and the test reads the whole log once the process has exited.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import select
@@ -19,12 +20,18 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+
+from relay.app import run
+from relay.config import Config
+from relay.sim.fleet import Fleet
+from tests.api.conftest import Api
 
 READY_TIMEOUT = 20.0
 EXIT_TIMEOUT = 15.0
@@ -212,3 +219,42 @@ def port_is_closed(url: str) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(2)
         return sock.connect_ex((host, int(port))) != 0
+
+
+@dataclass
+class Service:
+    facts: dict[str, Any]
+    api: Api
+
+    def fleet(self, count: int) -> Fleet:
+        return Fleet.build(
+            count,
+            [self.facts["provisioning"]],
+            user=self.facts["prov_user"],
+            password=self.facts["prov_password"],
+            cacert=self.facts["ca_cert"],
+        )
+
+
+@pytest.fixture
+async def service(tmp_path: Path) -> AsyncIterator[Service]:
+    """`relay up` in-process on free loopback ports, with a fresh data directory."""
+    config = Config(data_dir=tmp_path / "data", free_ports=True)
+    ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+    stop = asyncio.Event()
+
+    async def stopped() -> None:
+        await stop.wait()
+
+    task = asyncio.create_task(run(config, ready.set_result, stopped))
+    try:
+        facts = await asyncio.wait_for(asyncio.shield(ready), 30)
+        assert facts["prov_user"] and facts["prov_password"], facts
+        async with aiohttp.ClientSession() as session:
+            yield Service(facts, Api(facts["api"], facts["token"], session, config.data_dir))
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+        # The service streams files with asyncio.to_thread: join the loop's executor
+        # threads now rather than leave them to the loop's own shutdown.
+        await asyncio.get_running_loop().shutdown_default_executor()

@@ -10,68 +10,21 @@ in a profile is fetched only when the offered version differs (phones.md section
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import aiohttp
-import pytest
-
-from relay.app import run
 from relay.cloud.rules.profiles import is_master_attribute
-from relay.config import Config
 from relay.proto.polycom.cfgfile import render_config
 from relay.sim.firmware import make_image
 from relay.sim.fleet import Fleet, make_specs
 from relay.sim.phone import PhoneReport
 from tests.api.conftest import Api
+from tests.e2e.conftest import Service
 
 MAC_VARIABLE = "${mac_address}"
 FLEET_SIZE = 200
 BOOT_TIMEOUT = 120.0
 COMMON_CFG = {"feature.common": "1", "feature.level": "common-file"}
-
-
-@dataclass
-class Service:
-    facts: dict[str, Any]
-    api: Api
-
-    def fleet(self, count: int) -> Fleet:
-        return Fleet.build(
-            count,
-            [self.facts["provisioning"]],
-            user=self.facts["prov_user"],
-            password=self.facts["prov_password"],
-            cacert=self.facts["ca_cert"],
-        )
-
-
-@pytest.fixture
-async def service(tmp_path: Path) -> AsyncIterator[Service]:
-    """`relay up` in-process on free loopback ports, with a fresh data directory."""
-    config = Config(data_dir=tmp_path / "data", free_ports=True)
-    ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-    stop = asyncio.Event()
-
-    async def stopped() -> None:
-        await stop.wait()
-
-    task = asyncio.create_task(run(config, ready.set_result, stopped))
-    try:
-        facts = await asyncio.wait_for(asyncio.shield(ready), 30)
-        assert facts["prov_user"] and facts["prov_password"], facts
-        async with aiohttp.ClientSession() as session:
-            yield Service(facts, Api(facts["api"], facts["token"], session, config.data_dir))
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
-        # The service streams files with asyncio.to_thread: join the loop's executor
-        # threads now rather than leave them to the loop's own shutdown.
-        await asyncio.get_running_loop().shutdown_default_executor()
 
 
 async def _ok(reply: Any, status: int = 200) -> Any:
