@@ -199,8 +199,11 @@ class Agent:
         if wake is None:
             await asyncio.sleep(seconds)
             return
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
+        # that arrives as the event is set (CPython gh-86296), hanging shutdown.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), timeout=seconds)
+            async with asyncio.timeout(seconds):
+                await wake.wait()
 
     # -- heartbeats ------------------------------------------------------------
 

@@ -15,10 +15,12 @@ from ipaddress import IPv4Address, IPv4Network
 import atheris
 
 with atheris.instrument_imports():
+    from download_agent.ranges import RangeError, parse_content_range
     from management_agent.phone_client import PhoneError, rest_data
     from relay.cloud.rules.errors import RuleError
     from relay.cloud.rules.sites_csv import parse_subnets_json
     from relay.cloud.rules.ztp import parse_directory
+    from relay.frontend.firmware import resolve as resolve_image
     from relay.frontend.ftp_rules import WriteRefused, change_directory, resolve, upload
     from relay.proto.csv.table import CsvError, read_table
     from relay.proto.dhcp.inform import InformResponder
@@ -31,6 +33,7 @@ with atheris.instrument_imports():
     from relay.proto.tftp.names import screen
     from relay.proto.tftp.packet import Request, TftpError, parse_packet
     from relay.proto.tftp.session import BytesSource, ReadSession, SessionConfig
+    from relay.sync.images import parse_index
     from relay.sync.messages import JobBatch, ReportBatch, SyncError
 
 
@@ -130,6 +133,18 @@ def fuzz_ftp_names(data: bytes) -> None:
         change_directory("/", text)
 
 
+def fuzz_images(data: bytes) -> None:
+    """The download agent's index file, a 206's Content-Range, and a phone's image name
+    against what the index lists (issue 6)."""
+    published = ()
+    with contextlib.suppress(SyncError):
+        published = parse_index(data)
+    text = data.decode("utf-8", "replace")
+    with contextlib.suppress(RangeError):
+        parse_content_range(text)
+    resolve_image(published, text)
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "csv": fuzz_csv,
     "cfg": fuzz_cfg,
@@ -141,6 +156,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "tftp": fuzz_tftp,
     "ztp": fuzz_ztp,
     "ftp_names": fuzz_ftp_names,
+    "images": fuzz_images,
 }
 
 if __name__ == "__main__":

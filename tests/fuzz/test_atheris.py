@@ -66,6 +66,12 @@ SEEDS = {
         b"\x00\x04\xff\xff",
         b"\x00\x05\x00\x08refused\x00",
     ],
+    "images": [
+        b'{"format": 1, "images": [{"id": "a1b2c3d4e5f60718", "model": "VVX", "version": '
+        b'"6.4.3", "filename": "sip.ld", "size": 10, "sha256": "' + b"0" * 64 + b'", "url": ""}]}',
+        b"bytes 100-199/1000",
+        b"images/a1b2c3d4e5f60718/3111-44500-001.sip.ld",
+    ],
     "subnets": [
         b'{"public-subnet-list": [{"ip-address": "20.1.0.0", "mask-length": "16", '
         b'"private-subnet-list": [{"ip-address": "10.0.0.0", "mask-length": 8}]}]}',
