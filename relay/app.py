@@ -169,12 +169,17 @@ async def _embedded_identity(worker: CloudWorker, api_root: str, agent_dir: Path
 
 
 async def _run_agent(
-    worker: CloudWorker, api_root: str, settings: AgentSettings, identity: Identity
+    worker: CloudWorker,
+    api_root: str,
+    settings: AgentSettings,
+    identity: Identity,
+    download_agent: Callable[[], str],
 ) -> None:
-    """The embedded agent; if it is revoked (a relay deleted in the API) it registers anew."""
+    """The embedded agent; if it is revoked (a relay deleted in the API) it registers anew.
+    Its heartbeat says whether the download agent runs (cloud.md: download agent status)."""
     while True:
         try:
-            await Agent(identity, settings).run()
+            await Agent(identity, settings, download_agent=download_agent).run()
             return
         except Revoked:
             event(log, "embedded_relay_revoked", logging.WARNING, relay_id=identity.relay_id)
@@ -270,7 +275,6 @@ async def run(
         if config.agent:
             relay_identity = await _embedded_identity(worker, api, agent_settings.data_dir)
             relay_id = relay_identity.relay_id
-            agent = asyncio.create_task(_run_agent(worker, api, agent_settings, relay_identity))
             ztp = ZtpDirectory(data_dir / "ztp" / "directory.json")
             ztp.load()
             ztp_feed = ZtpFeed(agent_settings.data_dir / CREDENTIAL_FILE, identity.ca_cert)
@@ -283,6 +287,16 @@ async def run(
                 rate_limit=config.image_rate_limit,
             )
             downloads = asyncio.create_task(DownloadAgent(images, download_settings).run())
+            running = downloads
+            agent = asyncio.create_task(
+                _run_agent(
+                    worker,
+                    api,
+                    agent_settings,
+                    relay_identity,
+                    lambda: "stopped" if running.done() else "running",
+                )
+            )
             upstream = Upstream(
                 f"https://{_loopback(config.host)}:{prov_port}/",
                 relay_identity.relay_id,

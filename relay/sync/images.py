@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from relay.sync.messages import SyncError
+from relay.sync.messages import SyncError, _list, _obj
 
 # cloud.md "Software": at most 40 images and 30 GB in total per tenant's relay set.
 MAX_SET_IMAGES = 40
@@ -32,20 +32,6 @@ _WORD = re.compile(r"[0-9A-Za-z][0-9A-Za-z.\-_]{0,63}")
 _FILENAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.\-_]{0,127}")
 _URL = re.compile(r"https?://[^\s\\]{1,1000}")
 _REASON = 512
-
-
-def _obj(raw: object, where: str) -> Mapping[str, Any]:
-    if not isinstance(raw, Mapping):
-        raise SyncError(f"{where} must be an object")
-    return raw
-
-
-def _list(raw: object, where: str, cap: int) -> Sequence[Any]:
-    if not isinstance(raw, list):
-        raise SyncError(f"{where} must be a list")
-    if len(raw) > cap:
-        raise SyncError(f"{where} holds {len(raw)} items; at most {cap}")
-    return raw
 
 
 def _match(raw: Mapping[str, Any], key: str, where: str, pattern: re.Pattern[str]) -> str:

@@ -142,6 +142,11 @@ async def test_phones_upgrade_from_the_relay_once_it_has_synced_the_image(
             assert devices[phone.mac]["firmware"] == "6.4.3"
 
 
+async def test_the_relay_reports_its_download_agent_running(service: Service) -> None:
+    relay = await _ok(await service.api.get(f"/relays/{service.facts['relay_id']}"))
+    assert relay["download_agent_status"] == "active"
+
+
 async def test_an_image_not_yet_on_the_relay_reaches_phones_from_the_cloud_through_it(
     service: Service,
 ) -> None:
