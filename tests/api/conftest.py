@@ -44,7 +44,7 @@ class Api:
         path: str,
         body: Any = None,
         *,
-        data: bytes | str | None = None,
+        data: bytes | str | io.BytesIO | None = None,
         content_type: str | None = None,
         token: str | None = None,
         params: dict[str, str] | None = None,
@@ -55,7 +55,7 @@ class Api:
         headers = {"Authorization": auth if auth is not None else bearer}
         if content_type:
             headers["Content-Type"] = content_type
-        payload: bytes | str | None = data
+        payload: bytes | str | io.BytesIO | None = data
         if body is not None:
             payload = json.dumps(body)
             headers["Content-Type"] = "application/json"

@@ -1,18 +1,20 @@
 """Fixtures for the download agent: a loopback content server that serves images
 correctly or with one fault at a time, an in-test image source standing in for
-the cloud, and a way to run the agent against both."""
+the cloud, a way to run the agent against both, and the real embedded cloud with
+a registered relay for the agent as its own process."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import hashlib
+import io
 import json
 import os
 import subprocess
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +25,14 @@ from aiohttp import web
 from download_agent.settings import DownloadSettings
 from download_agent.source import ranged_get
 from download_agent.syncer import DownloadAgent
-from management_agent.link import LinkDown
+from management_agent.link import Identity, LinkDown
+from relay.cloud.api.routes import build_app
+from relay.cloud.controlplane import CloudWorker, ControlPlane
 from relay.sync.images import CachedImage, ImageReport, ImageSet, parse_index
+from tests.api.conftest import Api, register_relay
 
 MIB = 1024 * 1024
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 FAULTS = ("corrupt", "truncate", "ignore_range", "wrong_start", "stall", "extra", "http_error")
 
 
@@ -325,3 +331,79 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+AGENT_IMAGES = "/api/v1/agent/images"
+
+
+@dataclass
+class RealCloud:
+    """The embedded control plane's API on loopback, a relay registered to it (its
+    `identity` is what `python -m download_agent` reads), and images uploaded to it.
+    `polls` counts the agent's requests for its image set."""
+
+    api: Api
+    relay: Identity
+    images: list[CachedImage] = field(default_factory=list)
+    polls: int = 0
+
+    async def choose(self, images: Sequence[CachedImage]) -> None:
+        """Set the tenant's relay image set through `PUT /api/v1/relay-images`."""
+        reply = await self.api.put("/relay-images", [i.id for i in images])
+        assert reply.status == 200, reply.text
+
+    async def relay_view(self) -> list[dict[str, Any]]:
+        """`GET /api/v1/relays/{id}/images`: the relay's last report, as an admin sees it."""
+        reply = await self.api.get(f"/relays/{self.relay.relay_id}/images")
+        assert reply.status == 200, reply.text
+        return list(reply.body)
+
+    async def upload(self, data: bytes, number: int) -> CachedImage:
+        """`POST /api/v1/images` with the file as the body; streamed, as aiohttp asks of
+        a body this large."""
+        params = {"model": "VVX", "version": f"6.4.{number}", "filename": "sip.ld"}
+        stream: Any = io.BytesIO(data)
+        reply = await self.api.post(
+            "/images", data=stream, content_type="application/octet-stream", params=params
+        )
+        assert reply.status == 201, reply.text
+        image = CachedImage(
+            reply.body["id"], "VVX", params["version"], "sip.ld", len(data), reply.body["sha256"]
+        )
+        self.images.append(image)
+        return image
+
+
+@pytest.fixture
+async def real_cloud(tmp_path: Path) -> AsyncIterator[RealCloud]:
+    """ControlPlane and its API app on 127.0.0.1 port 0, one registered relay."""
+    plane = ControlPlane(tmp_path / "cloud")
+    token = plane.bootstrap()
+    assert token is not None
+    worker = CloudWorker(plane)
+    app = build_app(worker, 20 * 1024 * 1024)
+    cloud: RealCloud | None = None
+
+    @web.middleware
+    async def count_polls(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if cloud is not None and request.method == "GET" and request.path == AGENT_IMAGES:
+            cloud.polls += 1
+        return await handler(request)
+
+    app.middlewares.append(count_polls)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        async with aiohttp.ClientSession() as session:
+            api = Api(f"{base}/api/v1", token, session, tmp_path)
+            credential = await register_relay(api)
+            tenant = (await api.get("/tenant")).body["id"]
+            relay = Identity(base, tenant, credential.relay_id, credential.secret)
+            cloud = RealCloud(api, relay)
+            yield cloud
+    finally:
+        await runner.cleanup()
+        worker.close()
+        await asyncio.get_running_loop().shutdown_default_executor()

@@ -1,11 +1,14 @@
 """kill -9 of `python -m download_agent` at random points of a sync, 50 times (issue 6,
 "Faults and bad input"): after every kill index.json parses, every blob it names
 is there with the right sha256 and nothing in blobs/ is unverified; the next
-start resumes, and in the end every image is published intact.
+start resumes, and in the end every image is published intact and the cloud
+shows each one synced.
 
-The agent runs against a stand-in for the cloud's three agent routes (the real
-`/api/v1/agent/images` routes were not there yet), on loopback, with a throttled
-content route so that each image takes about a second.
+The agent talks to the real embedded cloud (the control plane's API on loopback,
+as a registered relay); the relay image set changes through `PUT
+/api/v1/relay-images` before every start, so publishing and deleting both happen
+under kills. The agent's own `--rate-limit` slows the sync so that an image
+takes most of a second and kills land mid-download.
 """
 
 from __future__ import annotations
@@ -20,108 +23,22 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-from aiohttp import web
 
 from management_agent.agent import CREDENTIAL_FILE
-from management_agent.link import Identity
-from relay.sync.images import CachedImage, ImageSet, parse_index
-from tests.download_agent.conftest import MIB, image_of, payload, until
+from relay.sync.images import parse_index
+from tests.download_agent.conftest import MIB, RealCloud, payload, until
 
 KILLS = 50
-CHUNK = 64 * 1024
-CHUNK_PAUSE = 0.05
+RATE_LIMIT = 1_000_000
 ROOT = Path(__file__).resolve().parents[2]
-IDENTITY = Identity("http://127.0.0.1:0", "tenant1", "relay0001", "s3cret-for-tests")
-
-
-class StandInCloud:
-    """The cloud's agent image routes (GET set, GET content, PUT status), nothing else."""
-
-    def __init__(self, images: list[CachedImage]) -> None:
-        self.images = images
-        self.blobs: dict[str, bytes] = {}
-        self.current = ImageSet("e0", ())
-        self.polls = 0
-        self.changed = asyncio.Event()
-        self.port = 0
-        self._runner: web.AppRunner | None = None
-
-    def offer(self, images: list[CachedImage], etag: str) -> None:
-        self.current = ImageSet(etag, tuple(images))
-        self.changed.set()
-        self.changed = asyncio.Event()
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_get("/api/v1/agent/images", self._set)
-        app.router.add_get("/api/v1/agent/images/{id}/content", self._content)
-        app.router.add_put("/api/v1/agent/images/status", self._status)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.port = self._runner.addresses[0][1]
-
-    async def stop(self) -> None:
-        self.changed.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-
-    def _allowed(self, request: web.Request) -> bool:
-        expected = f"Relay {IDENTITY.relay_id}:{IDENTITY.secret}"
-        return request.headers.get("Authorization") == expected
-
-    async def _set(self, request: web.Request) -> web.StreamResponse:
-        if not self._allowed(request):
-            return web.json_response({"error": {"message": "who?"}}, status=401)
-        self.polls += 1
-        tag = f'"{self.current.etag}"'
-        if request.headers.get("If-None-Match") == tag:
-            changed = self.changed
-            try:
-                async with asyncio.timeout(float(request.query.get("wait", "30"))):
-                    await changed.wait()
-            except TimeoutError:
-                return web.Response(status=304)
-        return web.json_response(self.current.to_wire(), headers={"ETag": f'"{self.current.etag}"'})
-
-    async def _content(self, request: web.Request) -> web.StreamResponse:
-        if not self._allowed(request):
-            return web.json_response({"error": {"message": "who?"}}, status=401)
-        data = self.blobs[request.match_info["id"]]
-        asked = request.headers.get("Range")
-        start = int(asked.removeprefix("bytes=").removesuffix("-")) if asked else 0
-        response = web.StreamResponse(status=206 if asked else 200)
-        if asked:
-            response.headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
-        response.content_length = len(data) - start
-        await response.prepare(request)
-        try:
-            for offset in range(start, len(data), CHUNK):
-                await response.write(data[offset : offset + CHUNK])
-                await asyncio.sleep(CHUNK_PAUSE)
-        except ConnectionResetError:
-            response.force_close()
-        return response
-
-    async def _status(self, request: web.Request) -> web.StreamResponse:
-        if not self._allowed(request):
-            return web.json_response({"error": {"message": "who?"}}, status=401)
-        await request.read()
-        return web.json_response({"etag": self.current.etag})
 
 
 @pytest.fixture
-async def cloud() -> AsyncIterator[StandInCloud]:
-    images: list[CachedImage] = []
-    server = StandInCloud(images)
-    await server.start()
+async def cloud(real_cloud: RealCloud) -> AsyncIterator[RealCloud]:
+    """The real cloud with four images of 1 MiB uploaded to it."""
     for number in range(1, 5):
-        data = payload(MIB, seed=number)
-        image = image_of(data, "", number=number)
-        server.blobs[image.id] = data
-        images.append(image)
-    yield server
-    await server.stop()
+        await real_cloud.upload(payload(MIB, seed=number), number)
+    yield real_cloud
 
 
 def verified(images_dir: Path) -> list[str]:
@@ -146,6 +63,8 @@ async def start_agent(data_dir: Path, log: Path) -> asyncio.subprocess.Process:
             str(data_dir),
             "--reserve",
             "0",
+            "--rate-limit",
+            str(RATE_LIMIT),
             stdout=asyncio.subprocess.DEVNULL,
             stderr=stderr,
             cwd=ROOT,
@@ -153,18 +72,15 @@ async def start_agent(data_dir: Path, log: Path) -> asyncio.subprocess.Process:
 
 
 async def test_kill_9_at_random_points_never_publishes_an_unverified_image(
-    cloud: StandInCloud, tmp_path: Path
+    cloud: RealCloud, tmp_path: Path
 ) -> None:
     data_dir = tmp_path / "relay"
-    identity = Identity(
-        f"http://127.0.0.1:{cloud.port}", IDENTITY.tenant, IDENTITY.relay_id, IDENTITY.secret
-    )
-    identity.save(data_dir / "agent" / CREDENTIAL_FILE)
+    cloud.relay.save(data_dir / "agent" / CREDENTIAL_FILE)
     log = tmp_path / "agent.log"
     rng = random.Random(6)
     images = cloud.images
     for kill in range(KILLS):
-        cloud.offer([images[kill % 4], images[(kill + 1) % 4]], f"e{kill}")
+        await cloud.choose([images[kill % 4], images[(kill + 1) % 4]])
         agent = await start_agent(data_dir, log)
         try:
             await until(polled(cloud, cloud.polls), seconds=30)
@@ -173,22 +89,31 @@ async def test_kill_9_at_random_points_never_publishes_an_unverified_image(
             agent.send_signal(signal.SIGKILL)
             await agent.wait()
         verified(data_dir / "images")
-    cloud.offer(images[:2], "final")
+    final = images[:2]
+    await cloud.choose(final)
     agent = await start_agent(data_dir, log)
     try:
-        await until(lambda: verified(data_dir / "images") == [i.id for i in images[:2]], 60)
+        await until(lambda: verified(data_dir / "images") == [i.id for i in final], 60)
         await until(lambda: _all_synced(data_dir), 10)
         status = json.loads((data_dir / "images" / "status.json").read_bytes())
+        for _ in range(300):
+            view = await cloud.relay_view()
+            if all(entry["status"] == "synced" for entry in view):
+                break
+            await asyncio.sleep(0.1)
     finally:
         agent.send_signal(signal.SIGTERM)
         assert await agent.wait() == 0
-    assert [i["id"] for i in status["images"]] == [i.id for i in images[:2]]
+    assert [i["id"] for i in status["images"]] == [i.id for i in final]
     assert sorted(p.name for p in (data_dir / "images" / "blobs").iterdir()) == sorted(
-        i.sha256 for i in images[:2]
+        i.sha256 for i in final
     )
+    assert [(e["image"], e["status"], e["progress"]) for e in view] == [
+        (i.id, "synced", 1) for i in final
+    ]
 
 
-def polled(cloud: StandInCloud, before: int) -> Callable[[], bool]:
+def polled(cloud: RealCloud, before: int) -> Callable[[], bool]:
     return lambda: cloud.polls > before
 
 

@@ -1,13 +1,20 @@
-"""Publish an image the way the download agent does (download_agent.store), for tests of
-the front end: the verified blob under `blobs/<sha256>` and an entry in `index.json`."""
+"""Images on the relay for tests of the front end: `publish` writes them the way the
+download agent does (download_agent.store: the verified blob under `blobs/<sha256>`
+and an entry in `index.json`) for rigs without an agent; `synced` has a running
+`relay up` fetch them for real."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import io
 from pathlib import Path
 
 from relay.frontend.firmware import BLOBS, INDEX_FILE
 from relay.sync.images import CachedImage, index_bytes, parse_index
+from tests.phones.conftest import Relay
+
+SYNC_TIMEOUT = 60.0
 
 
 def publish(
@@ -31,3 +38,26 @@ def publish(
     tmp.write_bytes(index_bytes((*kept, image)))
     tmp.replace(index)
     return image
+
+
+async def synced(relay: Relay, data: bytes) -> str:
+    """`data` as the tenant's whole relay image set, once the relay's download agent has
+    it published (the real path: upload, PUT /relay-images, sync); its image ID."""
+    version = "t" + hashlib.sha256(data).hexdigest()[:12]
+    uploaded = await relay.api.call(
+        "POST",
+        "/images",
+        data=io.BytesIO(data),
+        content_type="application/octet-stream",
+        params={"model": "VVX", "version": version, "filename": "sip.ld"},
+    )
+    assert uploaded.status == 201, uploaded.text
+    image_id = str(uploaded.body["id"])
+    chosen = await relay.api.put("/relay-images", [image_id])
+    assert chosen.status == 200, chosen.text
+    async with asyncio.timeout(SYNC_TIMEOUT):
+        while True:
+            states = await relay.api.get(f"/relays/{relay.facts['relay_id']}/images")
+            if [s["status"] for s in states.body] == ["synced"]:
+                return image_id
+            await asyncio.sleep(0.05)

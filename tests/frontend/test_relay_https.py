@@ -23,7 +23,7 @@ from certs.tls import client_context, server_context
 from relay.frontend.firmware import PublishedImages
 from relay.frontend.stack import FrontEnd, FrontEndPorts
 from relay.frontend.upstream import Upstream
-from tests.frontend.published import publish
+from tests.frontend.published import synced
 from tests.frontend.tcpgate import TcpGate
 from tests.phones.conftest import (
     NO_AUTH,
@@ -115,13 +115,9 @@ async def test_a_traversal_is_refused_by_the_relay_and_logged(
     assert any("path_rejected" in r.getMessage() for r in caplog.records)
 
 
-def _publish(relay: Relay, data: bytes) -> None:
-    publish(Path(relay.facts["data_dir"]) / "images", data, filename="sip.ld")
-
-
 async def test_firmware_published_on_the_relay_is_served_from_its_disk(relayed: Relay) -> None:
     image = bytes(range(256)) * 4096
-    _publish(relayed, image)
+    await synced(relayed, image)
     reply = await relayed.curl("GET", "/3111-48500-001.sip.ld", base=_via(relayed))
     assert reply.status == 200
     assert hashlib.sha256(reply.body).digest() == hashlib.sha256(image).digest()
@@ -130,7 +126,7 @@ async def test_firmware_published_on_the_relay_is_served_from_its_disk(relayed: 
 
 
 async def test_firmware_on_the_relay_needs_the_provisioning_account(relayed: Relay) -> None:
-    _publish(relayed, b"image")
+    await synced(relayed, b"image")
     reply = await relayed.curl(
         "GET", "/3111-48500-001.sip.ld", auth=WRONG, base=_via(relayed), check=False
     )
@@ -138,7 +134,7 @@ async def test_firmware_on_the_relay_needs_the_provisioning_account(relayed: Rel
 
 
 async def test_firmware_on_the_relay_honours_a_range(relayed: Relay) -> None:
-    _publish(relayed, b"0123456789")
+    await synced(relayed, b"0123456789")
     reply = await relayed.curl(
         "GET", "/3111-48500-001.sip.ld", headers=["Range: bytes=2-5"], base=_via(relayed)
     )
