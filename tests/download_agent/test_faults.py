@@ -4,6 +4,7 @@ published, status.json says why, and a later attempt publishes it intact."""
 from __future__ import annotations
 
 from download_agent.settings import DownloadSettings
+from relay.sync.images import CachedImage
 from tests.download_agent.conftest import (
     MIB,
     ContentServer,
@@ -19,6 +20,22 @@ from tests.download_agent.conftest import (
 )
 
 
+async def failed_because(settings: DownloadSettings, image: CachedImage, reason: str) -> None:
+    """The image failed for `reason` and nothing of it is served."""
+    state = await until_status(settings, image, "failed")
+    assert reason in state["reason"]
+    assert_not_published(settings, image)
+
+
+async def recovers(
+    content: ContentServer, source: LocalSource, settings: DownloadSettings, image: CachedImage
+) -> None:
+    """With the fault gone, "sync images" publishes the image."""
+    content.fault = None
+    source.sync_again()
+    await until_status(settings, image, "synced")
+
+
 async def test_corrupted_bytes_fail_the_sha256_check_and_the_partial_is_deleted(
     content: ContentServer, source: LocalSource, agent: Runner, settings: DownloadSettings
 ) -> None:
@@ -26,13 +43,9 @@ async def test_corrupted_bytes_fail_the_sha256_check_and_the_partial_is_deleted(
     content.fault = "corrupt"
     source.publish([image])
     async with agent():
-        state = await until_status(settings, image, "failed")
-        assert "do not match the image's sha256" in state["reason"]
-        assert_not_published(settings, image)
+        await failed_because(settings, image, "do not match the image's sha256")
         assert not (settings.images_dir / "partial" / f"{image.sha256}.part").exists()
-        content.fault = None
-        source.sync_again()
-        await until_status(settings, image, "synced")
+        await recovers(content, source, settings, image)
     assert_published(settings, image)
     assert content.ranges[-1] is None
 
@@ -44,14 +57,10 @@ async def test_a_truncated_body_keeps_the_partial_and_the_retry_resumes_from_it(
     content.fault = "truncate"
     source.publish([image])
     async with agent():
-        state = await until_status(settings, image, "failed")
-        assert "resumes from there" in state["reason"]
-        assert_not_published(settings, image)
+        await failed_because(settings, image, "resumes from there")
         part = settings.images_dir / "partial" / f"{image.sha256}.part"
         assert part.stat().st_size == MIB // 2
-        content.fault = None
-        source.sync_again()
-        await until_status(settings, image, "synced")
+        await recovers(content, source, settings, image)
     assert_published(settings, image)
     assert content.ranges == [None, f"bytes={MIB // 2}-"]
 
@@ -85,13 +94,9 @@ async def test_more_bytes_than_the_image_size_fail_and_the_partial_is_deleted(
     content.fault = "extra"
     source.publish([image])
     async with agent():
-        state = await until_status(settings, image, "failed")
-        assert "more bytes than the image's" in state["reason"]
-        assert_not_published(settings, image)
+        await failed_because(settings, image, "more bytes than the image's")
         assert not (settings.images_dir / "partial" / f"{image.sha256}.part").exists()
-        content.fault = None
-        source.sync_again()
-        await until_status(settings, image, "synced")
+        await recovers(content, source, settings, image)
     assert_published(settings, image)
 
 
@@ -121,12 +126,8 @@ async def test_a_206_from_the_wrong_start_fails_as_an_ignored_range(
         content.fault = "wrong_start"
         source.sync_again()
         await until(lambda: len(content.ranges) == 2)
-        state = await until_status(settings, image, "failed")
-        assert "the server ignored the range" in state["reason"]
-        assert_not_published(settings, image)
-        content.fault = None
-        source.sync_again()
-        await until_status(settings, image, "synced")
+        await failed_because(settings, image, "the server ignored the range")
+        await recovers(content, source, settings, image)
     assert_published(settings, image)
     assert content.ranges[-1] == f"bytes={MIB // 2}-"
 
@@ -138,9 +139,7 @@ async def test_a_stall_fails_after_the_stall_timeout_and_the_retry_resumes(
     content.fault = "stall"
     source.publish([image])
     async with agent():
-        state = await until_status(settings, image, "failed")
-        assert "no data for 0.5 s" in state["reason"]
-        assert_not_published(settings, image)
+        await failed_because(settings, image, "no data for 0.5 s")
         content.fault = None
         content.released.set()
         source.sync_again()
@@ -156,12 +155,8 @@ async def test_an_http_error_fails_with_its_status(
     content.fault = "http_error"
     source.publish([image])
     async with agent():
-        state = await until_status(settings, image, "failed")
-        assert "HTTP 503" in state["reason"]
-        assert_not_published(settings, image)
-        content.fault = None
-        source.sync_again()
-        await until_status(settings, image, "synced")
+        await failed_because(settings, image, "HTTP 503")
+        await recovers(content, source, settings, image)
     assert_published(settings, image)
 
 
