@@ -2,6 +2,8 @@
 
 Clients trust `ca.pem` once; the server certificate under it is reissued whenever the
 requested names change or its expiry nears, and the CA is kept so that trust survives.
+`create_lab_certificates` (`relay certs lab-ca`) issues from the same CA code, on demand,
+for exactly the names asked, with an RSA key if asked, and a PFX of the chain.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 log = logging.getLogger("certs.lab")
@@ -30,6 +33,8 @@ CA_CERT = "ca.pem"
 CA_KEY = "ca.key"
 SERVER_CERT = "server.pem"
 SERVER_KEY = "server.key"
+SERVER_PFX = "server.pfx"
+SERVER_PFX_PASSFILE = "server.pfx.password"
 LOCK = ".lock"
 
 CA_LIFETIME = timedelta(days=3650)
@@ -41,8 +46,11 @@ BACKDATE = timedelta(hours=1)
 ALWAYS_NAMES = ("localhost",)
 ALWAYS_IPS = (ipaddress.ip_address("127.0.0.1"),)
 MAX_COMMON_NAME = 64
+RSA_SIZES = (2048, 3072, 4096)
+MAX_LAB_DAYS = 3650
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+LabKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 
 class CertError(Exception):
@@ -60,6 +68,23 @@ class ServerIdentity:
     ca_cert: Path
     cert: Path
     key: Path
+
+
+@dataclass(frozen=True, slots=True)
+class LabCertificates:
+    """What `create_lab_certificates` wrote; `pfx_password_file` is None when the caller
+    chose the PFX password."""
+
+    ca_cert: Path
+    cert: Path
+    key: Path
+    pfx: Path
+    pfx_password_file: Path | None
+    dns_names: tuple[str, ...]
+    ip_addresses: tuple[str, ...]
+    key_type: str
+    not_after: datetime
+    ca_created: bool
 
 
 def ensure_lab_identity(
@@ -86,6 +111,82 @@ def ensure_lab_identity(
     )
 
 
+def create_lab_certificates(
+    directory: Path,
+    names: Sequence[str],
+    ips: Sequence[str],
+    *,
+    rsa_bits: int | None = None,
+    days: int = SERVER_LIFETIME.days,
+    pfx_password: str | None = None,
+    now: datetime | None = None,
+) -> LabCertificates:
+    """A lab CA (reused when `directory` already holds one) and a new server certificate
+    for exactly `names`/`ips`, with server.pfx holding the key and chain.
+
+    ECDSA P-256 unless `rsa_bits` is given; a new CA then gets an RSA key too, for phones
+    whose firmware verifies RSA signatures only. Without `pfx_password` a random one is
+    written to server.pfx.password (0600), never printed.
+    """
+    moment = _utc(now)
+    if rsa_bits is not None and rsa_bits not in RSA_SIZES:
+        raise CertError(f"RSA keys are {', '.join(map(str, RSA_SIZES))} bits, not {rsa_bits}")
+    if not 1 <= days <= MAX_LAB_DAYS:
+        raise CertError(f"the validity is 1 to {MAX_LAB_DAYS} days, not {days}")
+    dns, addrs = _requested(names, ips)
+    if not any(len(n) <= MAX_COMMON_NAME for n in dns):
+        raise CertError(
+            f"give at least one DNS name of at most {MAX_COMMON_NAME} characters "
+            "(the FQDN phones use to reach the relay; it becomes the subject CN)"
+        )
+    password = pfx_password if pfx_password is not None else secrets.token_urlsafe(18)
+    _make_private_dir(directory)
+    with _locked(directory):
+        _remove_stale_temps(directory)
+        created = not (directory / CA_CERT).exists()
+        if created:
+            ca_key, ca_cert = _create_ca(directory, moment, _new_key(rsa_bits))
+        else:
+            ca_key, ca_cert = _load_ca(directory, moment, ecdsa_only=False)
+        key, cert = _issue_server(
+            directory,
+            ca_key,
+            ca_cert,
+            dns,
+            addrs,
+            moment,
+            key=_new_key(rsa_bits),
+            lifetime=timedelta(days=days),
+        )
+        encryption = serialization.BestAvailableEncryption(password.encode())
+        pfx = pkcs12.serialize_key_and_certificates(
+            dns[0].encode(), key, cert, [ca_cert], encryption
+        )
+        _write_atomic(directory / SERVER_PFX, pfx)
+        password_file = None
+        if pfx_password is None:
+            password_file = directory / SERVER_PFX_PASSFILE
+            _write_atomic(password_file, password.encode() + b"\n")
+    return LabCertificates(
+        ca_cert=directory / CA_CERT,
+        cert=directory / SERVER_CERT,
+        key=directory / SERVER_KEY,
+        pfx=directory / SERVER_PFX,
+        pfx_password_file=password_file,
+        dns_names=dns,
+        ip_addresses=tuple(map(str, addrs)),
+        key_type=f"RSA {rsa_bits}" if rsa_bits else "ECDSA P-256",
+        not_after=cert.not_valid_after_utc,
+        ca_created=created,
+    )
+
+
+def _new_key(rsa_bits: int | None) -> LabKey:
+    if rsa_bits is None:
+        return ec.generate_private_key(ec.SECP256R1())
+    return rsa.generate_private_key(public_exponent=65537, key_size=rsa_bits)
+
+
 def _utc(now: datetime | None) -> datetime:
     if now is None:
         return datetime.now(UTC)
@@ -95,6 +196,17 @@ def _utc(now: datetime | None) -> datetime:
 
 
 def _wanted(
+    names: Sequence[str], ips: Sequence[str]
+) -> tuple[tuple[str, ...], tuple[IPAddress, ...]]:
+    """Requested DNS names and addresses plus the loopback ones every client may use."""
+    dns, addrs = _requested(names, ips)
+    return (
+        tuple(dict.fromkeys([*dns, *ALWAYS_NAMES])),
+        tuple(dict.fromkeys([*addrs, *ALWAYS_IPS])),
+    )
+
+
+def _requested(
     names: Sequence[str], ips: Sequence[str]
 ) -> tuple[tuple[str, ...], tuple[IPAddress, ...]]:
     """Requested DNS names and addresses, normalised and de-duplicated, in request order."""
@@ -118,8 +230,6 @@ def _wanted(
             addrs[ipaddress.ip_address(raw.strip())] = None
         except ValueError:
             raise CertError(f"{raw!r} is not an IP address") from None
-    dns.update(dict.fromkeys(ALWAYS_NAMES))
-    addrs.update(dict.fromkeys(ALWAYS_IPS))
     return tuple(dns), tuple(addrs)
 
 
@@ -170,16 +280,20 @@ def _server_remedy(directory: Path) -> str:
     )
 
 
-def _ensure_ca(
-    directory: Path, now: datetime
-) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    cert_path, key_path = directory / CA_CERT, directory / CA_KEY
+def _ensure_ca(directory: Path, now: datetime) -> tuple[LabKey, x509.Certificate]:
     # ca.pem is written after ca.key, so without it no CA was ever completed.
-    if not cert_path.exists():
-        return _create_ca(directory, now)
+    if not (directory / CA_CERT).exists():
+        return _create_ca(directory, now, ec.generate_private_key(ec.SECP256R1()))
+    return _load_ca(directory, now, ecdsa_only=True)
+
+
+def _load_ca(
+    directory: Path, now: datetime, *, ecdsa_only: bool
+) -> tuple[LabKey, x509.Certificate]:
+    cert_path, key_path = directory / CA_CERT, directory / CA_KEY
     remedy = _ca_remedy(directory)
     cert = _load_certs(cert_path, remedy)[0]
-    key = _load_key(key_path, remedy)
+    key = _load_key(key_path, remedy, ecdsa_only=ecdsa_only)
     if not _same_public_key(key, cert):
         raise CertError(f"{key_path} is not the key of {cert_path}; {remedy}")
     if cert.not_valid_after_utc - now <= RENEW_BEFORE:
@@ -191,10 +305,7 @@ def _ensure_ca(
     return key, cert
 
 
-def _create_ca(
-    directory: Path, now: datetime
-) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    key = ec.generate_private_key(ec.SECP256R1())
+def _create_ca(directory: Path, now: datetime, key: LabKey) -> tuple[LabKey, x509.Certificate]:
     # A random suffix keeps two appliances' CAs apart in a client's trust store.
     common_name = f"relay lab CA {secrets.token_hex(4)}"
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
@@ -228,7 +339,7 @@ def _create_ca(
 
 def _ensure_server(
     directory: Path,
-    ca_key: ec.EllipticCurvePrivateKey,
+    ca_key: LabKey,
     ca_cert: x509.Certificate,
     dns: tuple[str, ...],
     addrs: tuple[IPAddress, ...],
@@ -248,7 +359,7 @@ def _ensure_server(
 
 def _reissue_reason(
     chain: list[x509.Certificate],
-    key: ec.EllipticCurvePrivateKey,
+    key: LabKey,
     ca_cert: x509.Certificate,
     dns: tuple[str, ...],
     addrs: tuple[IPAddress, ...],
@@ -289,15 +400,18 @@ def _missing_names(
 
 def _issue_server(
     directory: Path,
-    ca_key: ec.EllipticCurvePrivateKey,
+    ca_key: LabKey,
     ca_cert: x509.Certificate,
     dns: tuple[str, ...],
     addrs: tuple[IPAddress, ...],
     now: datetime,
-) -> None:
-    key = ec.generate_private_key(ec.SECP256R1())
+    *,
+    key: LabKey | None = None,
+    lifetime: timedelta = SERVER_LIFETIME,
+) -> tuple[LabKey, x509.Certificate]:
+    key = key or ec.generate_private_key(ec.SECP256R1())
     start = now - BACKDATE
-    end = min(start + SERVER_LIFETIME, ca_cert.not_valid_after_utc)
+    end = min(start + lifetime, ca_cert.not_valid_after_utc)
     # Old phone firmware still matches the subject CN, so it carries the primary name.
     common_name = next(n for n in dns if len(n) <= MAX_COMMON_NAME)
     san: list[x509.GeneralName] = [x509.DNSName(n) for n in dns]
@@ -311,7 +425,11 @@ def _issue_server(
         .not_valid_before(start)
         .not_valid_after(end)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_key_usage(digital_signature=True), critical=True)
+        .add_extension(
+            # RSA keys also encipher: TLS 1.2 clients without ECDHE still send RSA key exchange.
+            _key_usage(digital_signature=True, key_encipherment=isinstance(key, rsa.RSAPrivateKey)),
+            critical=True,
+        )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.SubjectAlternativeName(san), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
@@ -331,15 +449,20 @@ def _issue_server(
         ", ".join([*dns, *map(str, addrs)]),
         f"{end:%Y-%m-%d}",
     )
+    return key, cert
 
 
 def _key_usage(
-    *, digital_signature: bool = False, key_cert_sign: bool = False, crl_sign: bool = False
+    *,
+    digital_signature: bool = False,
+    key_encipherment: bool = False,
+    key_cert_sign: bool = False,
+    crl_sign: bool = False,
 ) -> x509.KeyUsage:
     return x509.KeyUsage(
         digital_signature=digital_signature,
         content_commitment=False,
-        key_encipherment=False,
+        key_encipherment=key_encipherment,
         data_encipherment=False,
         key_agreement=False,
         key_cert_sign=key_cert_sign,
@@ -349,7 +472,7 @@ def _key_usage(
     )
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+def _key_pem(key: LabKey) -> bytes:
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
@@ -357,7 +480,7 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
-def _same_public_key(key: ec.EllipticCurvePrivateKey, cert: x509.Certificate) -> bool:
+def _same_public_key(key: LabKey, cert: x509.Certificate) -> bool:
     spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     return key.public_key().public_bytes(*spki) == cert.public_key().public_bytes(*spki)
 
@@ -369,7 +492,7 @@ def _read(path: Path, remedy: str) -> bytes:
         raise CertError(f"{path}: cannot read ({exc.strerror}); {remedy}") from exc
 
 
-def _load_key(path: Path, remedy: str) -> ec.EllipticCurvePrivateKey:
+def _load_key(path: Path, remedy: str, *, ecdsa_only: bool = True) -> LabKey:
     data = _read(path, remedy)
     try:
         key = serialization.load_pem_private_key(data, password=None)
@@ -378,9 +501,12 @@ def _load_key(path: Path, remedy: str) -> ec.EllipticCurvePrivateKey:
         raise CertError(
             f"{path} is damaged or not an unencrypted PEM private key; {remedy}"
         ) from None
-    if not isinstance(key, ec.EllipticCurvePrivateKey) or key.curve.name != "secp256r1":
-        raise CertError(f"{path} is not an ECDSA P-256 private key; {remedy}")
-    return key
+    if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.name == "secp256r1":
+        return key
+    if not ecdsa_only and isinstance(key, rsa.RSAPrivateKey):
+        return key
+    kind = "an ECDSA P-256" if ecdsa_only else "an ECDSA P-256 or RSA"
+    raise CertError(f"{path} is not {kind} private key; {remedy}")
 
 
 def _load_certs(path: Path, remedy: str) -> list[x509.Certificate]:

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from certs import cli as certs_cli
 from download_agent import cli as images_cli
 from management_agent import cli as agent_cli
 from relay import __version__
@@ -116,6 +117,7 @@ def _parser() -> argparse.ArgumentParser:
     sim_cli.add_parser(sub)
     agent_cli.add_parser(sub)
     images_cli.add_parser(sub)
+    certs_cli.add_parser(sub)
     sub.add_parser("version", help="print the version")
     return parser
 
@@ -289,6 +291,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return agent_cli.run(args)
     if args.command == "images":
         return images_cli.main(args)
+    if args.command == "certs":
+        return certs_cli.main(args)
     try:
         config = _config(args)
     except ConfigError as exc:
