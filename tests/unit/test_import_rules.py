@@ -2,7 +2,8 @@
 
 - `relay/proto` imports nothing else of the project;
 - the cloud imports only `relay.sync`, `relay.proto` and shared infrastructure
-  (`relay.logs`, `relay.webfiles`, the version);
+  (`relay.logs`, `relay.webfiles`, the version, and `certs.validate`, the one
+  check of a relay certificate that the cloud and `relay certs check` share);
 - the agents import `relay`, never the cloud; `relay` imports the agents only
   in its composition root (`relay/app.py`) and command (`relay/cli.py`).
 """
@@ -45,7 +46,14 @@ def test_protocol_cores_import_nothing_else_of_the_project(path: Path) -> None:
 
 @pytest.mark.parametrize("path", _files("relay/cloud"), ids=str)
 def test_the_cloud_imports_only_sync_proto_and_infrastructure(path: Path) -> None:
-    allowed = ("relay.cloud", "relay.sync", "relay.proto", "relay.logs", "relay.webfiles")
+    allowed = (
+        "relay.cloud",
+        "relay.sync",
+        "relay.proto",
+        "relay.logs",
+        "relay.webfiles",
+        "certs.validate",
+    )
     bad = {m for m in _imports(path) if m != "relay" and not _allowed(m, allowed)}
     assert not bad, f"{path} imports {bad}"
 
