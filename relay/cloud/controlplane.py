@@ -23,9 +23,11 @@ from relay.cloud.images import Images
 from relay.cloud.monitor import Monitor
 from relay.cloud.profiles import Profiles
 from relay.cloud.provisioning import Provisioning
+from relay.cloud.relaycerts import RelayCerts
 from relay.cloud.relayimages import RelayImages
 from relay.cloud.relays import Relays
 from relay.cloud.rules.relays import DEFAULT_LINK, LinkPolicy
+from relay.cloud.secretbox import SecretBox
 from relay.cloud.sites import Sites
 from relay.cloud.store.store import Store
 from relay.cloud.tasks import Tasks
@@ -62,6 +64,7 @@ class ControlPlane:
             self.ctx, self.tenancy, self.devices, self.deployment, self.files
         )
         self.relays = Relays(self.ctx, self.tenancy, link)
+        self.relay_certs = RelayCerts(self.ctx, SecretBox(data_dir / "secretbox.key"))
         self.monitor = Monitor(self.ctx, self.tenancy, self.relays, link)
         self.tasks = Tasks(self.ctx, self.tenancy, self.relays.places, data_dir / "tasks")
         self.ztp = Ztp(self.ctx, self.tenancy)

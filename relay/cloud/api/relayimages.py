@@ -10,6 +10,7 @@ from aiohttp import web
 from relay.cloud.api.auth import WORKER, actor
 from relay.cloud.api.bodies import ok, read_json
 from relay.cloud.api.openapi import INT, STR, STR_LIST, STR_OR_NULL, Route, Schema, obj
+from relay.cloud.api.relaycerts import SUMMARY
 from relay.sync.images import IMAGE_STATES
 
 API = "/api/v1"
@@ -59,13 +60,18 @@ async def sync_images(request: web.Request) -> web.Response:
 
 
 async def get_relay(request: web.Request) -> web.Response:
-    """One relay with its link status and, under `images`, its room for images."""
+    """One relay with its link status and, under `images`, its room for images; under
+    `certificate`, the state of its uploaded certificate (issue 7)."""
     worker = request.app[WORKER]
     plane = worker.plane
     relay_id = request.match_info["id"]
 
     def read() -> dict[str, Any]:
-        return {**plane.relays.get(relay_id), "images": plane.relay_images.disk(relay_id)}
+        return {
+            **plane.relays.get(relay_id),
+            "images": plane.relay_images.disk(relay_id),
+            "certificate": plane.relay_certs.summary(relay_id),
+        }
 
     return ok(await worker.call(read))
 
@@ -93,9 +99,9 @@ ROUTES: tuple[Route, ...] = (
         "GET",
         f"{API}/relays/{{id}}",
         get_relay,
-        "One relay with its link status and its room for images",
+        "One relay with its link status, its room for images and its certificate state",
         "relays",
-        response={"type": "object", "properties": {"images": DISK}},
+        response={"type": "object", "properties": {"images": DISK, "certificate": SUMMARY}},
     ),
     Route(
         "GET",

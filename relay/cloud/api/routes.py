@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from relay.cloud.api import agent_images, agents, relayimages, relays, tasks, ztp
+from relay.cloud.api import agent_images, agents, relaycerts, relayimages, relays, tasks, ztp
 from relay.cloud.api.auth import WORKER, actor, auth_middleware, principal_of
 from relay.cloud.api.bodies import int_query, json_body, ok
 from relay.cloud.api.errors import ApiError, error_middleware
@@ -1148,6 +1148,7 @@ def served_routes() -> tuple[Route, ...]:
         + ztp.ROUTES
         + relayimages.ROUTES
         + agent_images.ROUTES
+        + relaycerts.ROUTES
     )
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import sqlite_utils
 
 from relay.cloud.rules.monitor import CONTACT_WINDOW
-from relay.cloud.store import relayimages, relays, tasks, ztp
+from relay.cloud.store import relaycerts, relayimages, relays, tasks, ztp
 
 SCHEMA_VERSION = 1
 
@@ -177,7 +177,13 @@ class DeviceListQuery:
     limit: int = 100
 
 
-class Store(relays.RelayQueries, tasks.TaskQueries, ztp.ZtpQueries, relayimages.RelayImageQueries):
+class Store(
+    relays.RelayQueries,
+    tasks.TaskQueries,
+    ztp.ZtpQueries,
+    relayimages.RelayImageQueries,
+    relaycerts.RelayCertQueries,
+):
     """The control plane's database."""
 
     def __init__(self, path: Path) -> None:
@@ -194,6 +200,7 @@ class Store(relays.RelayQueries, tasks.TaskQueries, ztp.ZtpQueries, relayimages.
         conn.executescript(tasks.SCHEMA)
         conn.executescript(ztp.SCHEMA)
         conn.executescript(relayimages.SCHEMA)
+        conn.executescript(relaycerts.SCHEMA)
         conn.execute(
             "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
             (str(SCHEMA_VERSION),),
