@@ -3,13 +3,17 @@
 In one run, a firmware file of FILE_MB (200 MB) is downloaded with the same
 client (curl, `-o /dev/null`) from:
 
-- ours: `relay.frontend.ftp.FtpFrontend` serving the file from its image
-  directory (as it serves an image the download agent published: sendfile(2)
-  on plain FTP), in a subprocess (`--serve`) that also runs the embedded cloud
-  whose provisioning service checks every login (a relay registered with it,
-  exactly as `relay up` wires them);
+- ours: `relay.frontend.ftp.FtpFrontend` serving the file as an image the
+  download agent published (`<store>/blobs/<sha256>` listed in
+  `<store>/index.json`, read through `PublishedImages`; sendfile(2) on plain
+  FTP), requested by its file name at the root, in a subprocess (`--serve`)
+  that also runs the embedded cloud whose provisioning service checks every
+  login (a relay registered with it, exactly as `relay up` wires them);
 - vsftpd, in the foreground with a generated configuration (anonymous,
-  read-only, the same directory, sendfile on by default).
+  read-only, sendfile on by default) over a directory holding the same file
+  under the same name (a hard link of the blob: the same inode).
+
+bench/published.py writes the store exactly as download_agent.store does.
 
 One at a time (N=1) and 10 at once (N=10), runs interleaved (ours, vsftpd,
 ours, ...) so that load from elsewhere on the machine hits both alike; the
@@ -55,6 +59,7 @@ from pathlib import Path
 
 from aiohttp import web
 from bench_provisioning import proc_status, raise_nofile
+from published import publish_file
 from report import Report, finish, machine
 
 from certs.lab import ensure_lab_identity
@@ -62,7 +67,7 @@ from certs.tls import client_context, server_context
 from relay import __version__
 from relay.cloud.api.phones import PhoneService, build_phone_app
 from relay.cloud.controlplane import CloudWorker, ControlPlane
-from relay.frontend.firmware import ImageDirectory
+from relay.frontend.firmware import PublishedImages
 from relay.frontend.ftp import FtpFrontend
 from relay.frontend.upstream import Upstream
 from relay.sync.messages import Registration
@@ -94,7 +99,8 @@ QUICK = Scale(20, 2, 10, 1, 10)
 
 
 def serve(work: Path, port: int) -> None:
-    """`--serve`: the embedded cloud and our FTP server over WORK/root, until SIGTERM."""
+    """`--serve`: the embedded cloud and our FTP server over the store WORK/store, until
+    SIGTERM."""
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -123,10 +129,8 @@ def serve(work: Path, port: int) -> None:
                 relay.secret,
                 tls=client_context(identity.ca_cert),
             )
-            root = work / "root"
-            ftp = FtpFrontend(
-                HOST, port, upstream, ImageDirectory(root), tls=server_context(identity)
-            )
+            images = PublishedImages(work / "store")
+            ftp = FtpFrontend(HOST, port, upstream, images, tls=server_context(identity))
             await ftp.start()
             try:
                 print(f"ready {identity.ca_cert}", flush=True)
@@ -391,7 +395,7 @@ def run(scale: Scale, args: argparse.Namespace) -> Report:
         root = work / "root"
         root.mkdir(mode=0o755)
         size = scale.file_mb * 1_000_000
-        # The relayed file is outside the image directory: only the cloud has it.
+        # The relayed file is outside the store: only the cloud has it.
         for path, megabytes in ((root / LOCAL, scale.file_mb), (work / RELAYED, scale.relayed_mb)):
             with path.open("wb") as file:
                 for _ in range(megabytes):
@@ -400,6 +404,8 @@ def run(scale: Scale, args: argparse.Namespace) -> Report:
         (root / TINY).write_bytes(os.urandom(TINY_BYTES))
         (root / TINY).chmod(0o644)
         digest = sha256(root / LOCAL)
+        for name in (LOCAL, TINY):
+            publish_file(work / "store", root / name, filename=name)
         ours_port, peer_port = free_port(), free_port()
         ours_command = [
             *server_pin,

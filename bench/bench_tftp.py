@@ -2,7 +2,7 @@
 
 In one run:
 
-1. throughput of one 50 MB file at blksize 1468, fetched with the same client
+1. throughput of one 200 MB file at blksize 1468, fetched with the same client
    (the atftp program) from every server, runs interleaved (ours, theirs,
    ours, ...) so that load from elsewhere on the machine hits both sides alike;
    the median MB/s of each side and the ratio ours/theirs:
@@ -17,12 +17,17 @@ In one run:
 
 Our server runs as a subprocess (`--serve`): `relay.frontend.tftp.TftpServer`
 (requests on its asyncio loop, transfers on its engine thread,
-relay.frontend.tftp_engine) with the relay's firmware path,
-`ImageDirectory.find` then `FileSource` (pread on an open descriptor), exactly
-what it does for a published image. `--profile` samples whichever of its threads
-holds the GIL: the engine's during transfers.
+relay.frontend.tftp_engine) with the relay's firmware path: the files are
+published into a download-agent store (`<store>/blobs/<sha256>` listed in
+`<store>/index.json`, written by bench/published.py as download_agent.store
+writes them), requested by file name, and served by `PublishedImages.open`
+then `FileSource` (pread on an open descriptor), exactly what
+relay.frontend.tftp_relay does for a published image. The peers serve a
+directory holding the same files (hard links of the blobs) under the same
+names. `--profile` samples whichever of its threads holds the GIL: the
+engine's during transfers.
 
-    .venv/bin/python bench/bench_tftp.py                  # 50 MB x 5 runs each, 2,000 at once
+    .venv/bin/python bench/bench_tftp.py                  # 200 MB x 3 runs each, 2,000 at once
     .venv/bin/python bench/bench_tftp.py --quick          # 10 MB x 2 runs, 200 at once
     .venv/bin/python bench/bench_tftp.py --profile /tmp/prof   # + py-spy of our server
 
@@ -30,9 +35,10 @@ Needs `atftp` (client), `in.tftpd` from tftpd-hpa and `atftpd` (Debian: apt-get
 install atftp tftpd-hpa atftpd). tftpd-hpa and atftpd conflict as Debian
 packages (both ship /usr/sbin/in.tftpd): install tftpd-hpa, and unpack atftpd
 beside it with `apt-get download atftpd && dpkg-deb -x atftpd_*.deb /opt/atftpd`
-(found there, or pass --atftpd). A missing peer is reported and its rows
-skipped. Loopback only; every server started is stopped at the end, errors
-included; every transfer is bounded in time.
+(found there, or in .ci/cache/atftpd where .ci/test unpacks it, or pass
+--atftpd). A missing peer is reported and its rows skipped. Loopback only;
+every server started is stopped at the end, errors included; every transfer
+is bounded in time.
 """
 
 from __future__ import annotations
@@ -61,9 +67,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench_provisioning import print_profiles, proc_status, profiled, raise_nofile
+from published import publish_file
 from report import Report, finish, machine
 
-from relay.frontend.firmware import ImageDirectory
+from relay.frontend.firmware import PublishedImages
 from relay.frontend.tftp import Address, FileSource, TftpConfig, TftpServer
 from relay.proto.tftp.packet import (
     Data,
@@ -78,9 +85,13 @@ from relay.proto.tftp.packet import (
 HOST = "127.0.0.1"
 BLKSIZE = 1468  # a 1500-byte MTU less IPv4, UDP and TFTP headers (RFC 2348)
 WINDOWSIZE = 32
-BIG = "bench-50mb.ld"
+BIG = "bench-firmware.ld"
 SMALL = "bench-image.ld"
-ATFTPD_UNPACKED = Path("/opt/atftpd/usr/sbin/atftpd")
+# Where .ci/test unpacks atftpd beside the checkout, and the place this file's notes suggest.
+ATFTPD_UNPACKED = (
+    Path(__file__).resolve().parents[1] / ".ci/cache/atftpd/usr/sbin/atftpd",
+    Path("/opt/atftpd/usr/sbin/atftpd"),
+)
 CLIENT_TIMEOUT = 600.0
 
 
@@ -92,22 +103,23 @@ class Scale:
     concurrent_kib: int
 
 
-FULL = Scale(50, 5, 2_000, 256)
+FULL = Scale(200, 3, 2_000, 256)
 QUICK = Scale(10, 2, 200, 64)
 
 
 # -- servers ---------------------------------------------------------------------------------
 
 
-def serve(root: Path, port: int) -> None:
-    """`--serve`: our server over ROOT's files, until SIGTERM (a separate process, own GIL)."""
+def serve(store: Path, port: int) -> None:
+    """`--serve`: our server over the images published in STORE, until SIGTERM (a separate
+    process, own GIL)."""
 
     async def main() -> None:
-        images = ImageDirectory(root)
+        images = PublishedImages(store)
 
         def resolve(name: str, _client: Address) -> FileSource | None:
-            path = images.find(name)
-            return None if path is None else FileSource.open(path)
+            opened = images.open(name)
+            return None if opened is None else FileSource(opened[0])
 
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -213,8 +225,9 @@ def atftpd(binary: str | None) -> str | None:
     if binary:
         return binary
     found = shutil.which("atftpd")
-    if found is None and ATFTPD_UNPACKED.exists():
-        return str(ATFTPD_UNPACKED)
+    for unpacked in ATFTPD_UNPACKED:
+        if found is None and unpacked.exists():
+            found = str(unpacked)
     return found
 
 
@@ -567,12 +580,15 @@ def run(scale: Scale, args: argparse.Namespace) -> Report:
         for path in (big, root / SMALL):
             path.chmod(0o644)
         digest = sha256(big)
+        store = work / "store"
+        for path in (big, root / SMALL):
+            publish_file(store, path, filename=path.name)
         port = free_udp_port()
         ours = [
             sys.executable,
             str(Path(__file__).resolve()),
             "--serve",
-            str(root),
+            str(store),
             "--port",
             str(port),
         ]
@@ -632,7 +648,9 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Scale, argparse.Namespace]:
     parser.add_argument("--concurrent", type=int)
     parser.add_argument("--concurrent-kib", type=int)
     parser.add_argument("--in-tftpd", help="tftpd-hpa's in.tftpd (default: on PATH)")
-    parser.add_argument("--atftpd", help=f"atftpd (default: on PATH, else {ATFTPD_UNPACKED})")
+    parser.add_argument(
+        "--atftpd", help="atftpd (default: on PATH, else .ci/cache/atftpd or /opt/atftpd)"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--profile", type=Path, help="record py-spy profiles of our server here")
     parser.add_argument("--py-spy", help="py-spy executable (default: on PATH)")
