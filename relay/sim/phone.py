@@ -1044,7 +1044,13 @@ class SimPhone:
             )
             self._session = aiohttp.ClientSession(
                 connector=connector,
-                timeout=aiohttp.ClientTimeout(total=self.spec.request_timeout),
+                # A stall limit, not a total one: a phone downloading firmware beside
+                # hundreds of others is slow, not stuck (bench/bench_upgrade.py).
+                timeout=aiohttp.ClientTimeout(
+                    total=None,
+                    sock_connect=self.spec.request_timeout,
+                    sock_read=self.spec.request_timeout,
+                ),
                 cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
