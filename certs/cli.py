@@ -4,6 +4,13 @@ relay certs check FILE.pfx --fqdn NAME [--fqdn NAME2] [--password P | --password
                   [--json]
 relay certs lab-ca --dir DIR [--fqdn NAME ...] [--ip ADDR ...] [--rsa [--rsa-bits N]]
                    [--days N] [--pfx-password P] [--json]
+relay certs status [--data-dir DIR] [--json]
+relay certs install FILE.pfx [--password P | --password-file F] [--fqdn NAME ...]
+                    [--data-dir DIR] [--json]
+relay certs rollback [--data-dir DIR] [--json]
+
+`status`, `install` and `rollback` work on `<data-dir>/tls/relay` (certs.rotation);
+a running relay notices the change within seconds and serves it to new connections.
 
 `check` takes the PFX password from --password, --password-file or the environment
 variable RELAY_PFX_PASSWORD (so it need not show in `ps`), and never prints it. Exit
@@ -22,7 +29,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from certs.lab import RSA_SIZES, CertError, LabCertificates, create_lab_certificates
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
+
+from certs.lab import (
+    RSA_SIZES,
+    SERVER_CERT,
+    CertError,
+    LabCertificates,
+    create_lab_certificates,
+)
+from certs.rotation import CertificateStore, InstallRefused, Served, prepare
 from certs.validate import CUSTOM_CA_PARAMETER, MAX_PFX_BYTES, Report, validate_pfx
 
 PFX_ENV = "RELAY_PFX_PASSWORD"
@@ -34,19 +51,7 @@ def add_parser(subparsers: Any) -> None:
     certs = subparsers.add_parser("certs", help="check a relay certificate (PFX), make a lab CA")
     sub = certs.add_subparsers(dest="action", required=True)
     check = sub.add_parser("check", help="validate a PFX for use as a relay's certificate")
-    check.add_argument("pfx", type=Path, metavar="FILE.pfx", help="the PFX (PKCS#12) file")
-    check.add_argument(
-        "--fqdn",
-        action="append",
-        required=True,
-        help="an FQDN phones use to reach the relay (repeatable: all must be covered)",
-    )
-    secret = check.add_mutually_exclusive_group()
-    secret.add_argument("--password", help=f"the PFX password (or set {PFX_ENV})")
-    secret.add_argument(
-        "--password-file", type=Path, help="a file whose first line is the PFX password"
-    )
-    check.add_argument("--json", action="store_true", help="machine-readable output")
+    _pfx_arguments(check, fqdn_required=True)
     lab = sub.add_parser("lab-ca", help="create a private lab CA and a server certificate")
     lab.add_argument("--dir", type=Path, required=True, help="where to write the files")
     lab.add_argument(
@@ -63,12 +68,49 @@ def add_parser(subparsers: Any) -> None:
         help="password of server.pfx (default: a random one in server.pfx.password)",
     )
     lab.add_argument("--json", action="store_true", help="machine-readable output")
+    status = sub.add_parser("status", help="what the relay's TLS listeners serve")
+    _data_dir_arguments(status)
+    install = sub.add_parser(
+        "install", help="validate a PFX and make it the certificate the relay serves"
+    )
+    _pfx_arguments(install, fqdn_required=False)
+    _data_dir_arguments(install, json_flag=False)
+    rollback = sub.add_parser("rollback", help="serve the previous certificate again")
+    _data_dir_arguments(rollback)
+
+
+def _pfx_arguments(parser: Any, *, fqdn_required: bool) -> None:
+    parser.add_argument("pfx", type=Path, metavar="FILE.pfx", help="the PFX (PKCS#12) file")
+    parser.add_argument(
+        "--fqdn",
+        action="append",
+        required=fqdn_required,
+        default=None if fqdn_required else [],
+        help="an FQDN phones use to reach the relay (repeatable: all must be covered)",
+    )
+    secret = parser.add_mutually_exclusive_group()
+    secret.add_argument("--password", help=f"the PFX password (or set {PFX_ENV})")
+    secret.add_argument(
+        "--password-file", type=Path, help="a file whose first line is the PFX password"
+    )
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def _data_dir_arguments(parser: Any, *, json_flag: bool = True) -> None:
+    parser.add_argument("--data-dir", type=Path, help="state directory (default ~/.relay)")
+    if json_flag:
+        parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.action == "check":
-        return _check(args)
-    return _lab_ca(args)
+    actions = {
+        "check": _check,
+        "lab-ca": _lab_ca,
+        "status": _status,
+        "install": _install,
+        "rollback": _rollback,
+    }
+    return actions[str(args.action)](args)
 
 
 def _usage(message: str) -> int:
@@ -87,17 +129,25 @@ def _password(args: argparse.Namespace) -> str | None:
     return os.environ.get(PFX_ENV)
 
 
-def _check(args: argparse.Namespace) -> int:
+def _read_pfx(args: argparse.Namespace) -> tuple[bytes, str | None] | str:
+    """The PFX bytes and password, or why they cannot be read."""
     try:
         password = _password(args)
     except OSError as exc:
-        return _usage(f"{args.password_file}: cannot read ({exc.strerror})")
+        return f"{args.password_file}: cannot read ({exc.strerror})"
     try:
         with args.pfx.open("rb") as stream:
             # One byte past the cap lets the validator report the file as too large.
-            data = stream.read(MAX_PFX_BYTES + 1)
+            return stream.read(MAX_PFX_BYTES + 1), password
     except OSError as exc:
-        return _usage(f"{args.pfx}: cannot read ({exc.strerror})")
+        return f"{args.pfx}: cannot read ({exc.strerror})"
+
+
+def _check(args: argparse.Namespace) -> int:
+    read = _read_pfx(args)
+    if isinstance(read, str):
+        return _usage(read)
+    data, password = read
     report = validate_pfx(data, password, args.fqdn, datetime.now(UTC))
     if args.json:
         print(json.dumps(report.as_json()))
@@ -222,3 +272,106 @@ def _lab_lines(made: LabCertificates, trust: dict[str, str]) -> list[str]:
     lines += ["", "Trust the lab CA:"]
     lines += [f"  {name + ':':<9}{step}" for name, step in trust.items()]
     return lines
+
+
+def _tls_dir(args: argparse.Namespace) -> Path:
+    return (args.data_dir or Path.home() / ".relay").expanduser() / "tls"
+
+
+def _served(tls_dir: Path) -> Served:
+    if not (tls_dir / SERVER_CERT).is_file():
+        raise CertError(
+            f"{tls_dir / SERVER_CERT} does not exist; start the relay once (relay up) so it "
+            "makes its lab certificate, or pass the relay's --data-dir"
+        )
+    return CertificateStore(tls_dir / "relay").served(tls_dir / SERVER_CERT)
+
+
+def _print_served(served: Served, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(served.as_json()))
+        return
+    names = ", ".join(served.dns_names + served.ip_addresses) or "-"
+    print(
+        "\n".join(
+            [
+                f"serving      {served.subject} ({served.source})",
+                f"  names      {names}",
+                f"  not after  {served.not_after:%Y-%m-%d %H:%M} UTC",
+                f"  sha256     {served.fingerprint}",
+                f"  previous   {served.previous or 'the lab certificate'}",
+            ]
+        )
+    )
+
+
+def _status(args: argparse.Namespace) -> int:
+    try:
+        served = _served(_tls_dir(args))
+    except CertError as exc:
+        return _usage(exc.message)
+    _print_served(served, args.json)
+    return OK
+
+
+def _install(args: argparse.Namespace) -> int:
+    """Validate like `check` (every rule), then install what the PFX holds."""
+    read = _read_pfx(args)
+    if isinstance(read, str):
+        return _usage(read)
+    data, password = read
+    now = datetime.now(UTC)
+    report = validate_pfx(data, password, args.fqdn, now)
+    if not report.ok:
+        if args.json:
+            print(json.dumps(report.as_json()))
+        else:
+            print("\n".join(render(report, args.fqdn or ["the relay"])))
+        return NOT_OK
+    loaded = pkcs12.load_pkcs12(data, None if password is None else password.encode())
+    assert loaded.key is not None and loaded.cert is not None  # the report is ok
+    chain = [loaded.cert.certificate, *(c.certificate for c in loaded.additional_certs)]
+    tls_dir = _tls_dir(args)
+    store = CertificateStore(tls_dir / "relay")
+    try:
+        prepared = prepare(
+            b"".join(c.public_bytes(serialization.Encoding.PEM) for c in chain),
+            loaded.key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            ),
+            now,
+            args.fqdn,
+        )
+        with store.locked():
+            store.install(prepared)
+        served = _served(tls_dir) if (tls_dir / SERVER_CERT).is_file() else None
+    except InstallRefused as exc:
+        print(f"relay certs: {exc.message}", file=sys.stderr)
+        return NOT_OK
+    except CertError as exc:
+        return _usage(exc.message)
+    if args.json:
+        out = report.as_json()
+        out["installed"] = True
+        print(json.dumps(out))
+        return OK
+    print("\n".join(render(report, args.fqdn or ["the relay"])[:-1]))
+    print(f"installed in {store.directory / 'current'}; a running relay serves it within seconds")
+    if served is not None:
+        _print_served(served, False)
+    return OK
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    tls_dir = _tls_dir(args)
+    store = CertificateStore(tls_dir / "relay")
+    try:
+        with store.locked():
+            store.rollback()
+        served = _served(tls_dir)
+    except CertError as exc:
+        return _usage(exc.message)
+    _print_served(served, args.json)
+    return OK

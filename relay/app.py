@@ -23,11 +23,13 @@ from urllib.parse import quote
 from aiohttp import web
 
 from certs.lab import ensure_lab_identity
+from certs.rotation import ServingCertificate
 from certs.tls import client_context, server_context
 from download_agent.link import CloudImages
 from download_agent.settings import DownloadSettings
 from download_agent.syncer import DownloadAgent
 from management_agent.agent import CREDENTIAL_FILE, Agent, AgentSettings
+from management_agent.certfeed import CertFeed
 from management_agent.link import Identity, Revoked, register
 from management_agent.ztpfeed import ZtpFeed
 from relay import __version__
@@ -246,6 +248,8 @@ async def run(
     downloads: asyncio.Task[None] | None = None
     images: CloudImages | None = None
     ztp_feed: ZtpFeed | None = None
+    cert_feed: CertFeed | None = None
+    cert_tasks: list[asyncio.Task[None]] = []
     try:
         port = await _listen(
             runners[0], config.host, config.port(config.api_port), "control plane API"
@@ -303,10 +307,20 @@ async def run(
                 relay_identity.secret,
                 tls=client_context(identity.ca_cert),
             )
+            # Issue 7: the relay's HTTPS and FTPS serve the installed certificate, switched
+            # without dropping connections (certs.rotation), as the cloud delivers it.
+            serving = ServingCertificate(identity, data_dir / "tls" / "relay")
+            cert_feed = CertFeed(
+                agent_settings.data_dir / CREDENTIAL_FILE,
+                serving,
+                cloud_ca=identity.ca_cert,
+                interval=config.heartbeat_seconds,
+            )
+            cert_tasks = [asyncio.create_task(t) for t in (serving.watch(), cert_feed.run())]
             front = FrontEnd(
                 upstream,
                 PublishedImages(data_dir / "images"),
-                server_context(identity),
+                serving.context,
                 FrontEndPorts(
                     config.bind_address,
                     config.port(config.relay_https_port),
@@ -370,12 +384,14 @@ async def run(
         await stopped()
     finally:
         # The demo phones and the agent go first: their last requests still reach the API.
-        for background in (demo, agent, ztp_sync, downloads):
+        for background in (demo, agent, ztp_sync, downloads, *cert_tasks):
             if background is not None:
                 background.cancel()
                 await asyncio.gather(background, return_exceptions=True)
         if ztp_feed is not None:
             await ztp_feed.aclose()
+        if cert_feed is not None:
+            await cert_feed.aclose()
         if images is not None:
             await images.aclose()
         if dhcp is not None:

@@ -237,9 +237,11 @@ class Service:
 
 
 @pytest.fixture
-async def service(tmp_path: Path) -> AsyncIterator[Service]:
-    """`relay up` in-process on free loopback ports, with a fresh data directory."""
-    config = Config(data_dir=tmp_path / "data", free_ports=True)
+async def service(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Service]:
+    """`relay up` in-process on free loopback ports, with a fresh data directory; an
+    indirect parameter holds configuration keys to change."""
+    changed: dict[str, Any] = getattr(request, "param", {})
+    config = Config(data_dir=tmp_path / "data", free_ports=True, **changed)
     ready: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
     stop = asyncio.Event()
 
