@@ -4,6 +4,7 @@ relay up [--data-dir DIR] [--json] [--free-ports] [--log-format human|json]
 relay token create --name NAME [--role admin|readonly] [--data-dir DIR] [--json]
 relay agent register|run|status ...  (the management agent; see management_agent/cli.py)
 relay images [--data-dir DIR] [--json] [--watch]  (the cached firmware; download_agent/cli.py)
+relay certs check|lab-ca|status|install|rollback ...  (relay certificates; certs/cli.py)
 relay version
 """
 
