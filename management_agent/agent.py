@@ -25,6 +25,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from yarl import URL
 
+from certs.tls import client_context
 from management_agent.actions import execute
 from management_agent.backoff import Backoff
 from management_agent.link import CloudClient, Identity, LinkDown, Revoked
@@ -64,12 +65,11 @@ class AgentSettings:
 
 
 def cloud_tls(identity: Identity, ca: Path | None) -> ssl.SSLContext | None:
-    """Verify an https cloud against `ca` (or the system's CAs); TLS 1.2 at least."""
+    """Verify an https cloud against `ca` (pinned) or the system's CAs: the one client
+    policy of certs.tls, never without verification (issue 7, "TLS policy")."""
     if URL(identity.cloud).scheme != "https":
         return None
-    context = ssl.create_default_context(cafile=str(ca) if ca else None)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    return context
+    return client_context(ca)
 
 
 def own_address(cloud: str) -> str:

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from certs.lab import CertError
 from management_agent.agent import (
     CREDENTIAL_FILE,
     DATABASE_FILE,
@@ -113,6 +114,8 @@ def _register(args: argparse.Namespace) -> int:
         return _fail(args, f"registration refused: {exc}{hint}")
     except LinkDown as exc:
         return _fail(args, f"{exc}; check the address and that the cloud is running")
+    except CertError as exc:
+        return _fail(args, str(exc), 2)
     identity.save(directory / CREDENTIAL_FILE)
     _out(
         args,

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import aiohttp
 from yarl import URL
 
-from certs.tls import MINIMUM_VERSION
+from certs.tls import phone_rest_context
 from management_agent import digest
 from management_agent.backoff import Backoff
 from management_agent.bodies import read_capped
@@ -200,12 +200,9 @@ class _Slot:
 
 
 def phone_ssl_context() -> ssl.SSLContext:
-    """TLS 1.2+ without verification: phones present self-signed certificates."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    context.minimum_version = MINIMUM_VERSION
-    return context
+    """Phones present self-signed certificates: certs.tls's one named exception to
+    verification, kept there with the rest of the TLS policy."""
+    return phone_rest_context()
 
 
 class PhoneClient:
