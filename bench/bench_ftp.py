@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
 import hashlib
 import os
 import shutil
@@ -60,7 +59,7 @@ from pathlib import Path
 from aiohttp import web
 from bench_provisioning import proc_status, raise_nofile
 from published import publish_file
-from report import Report, finish, machine
+from report import Report, begin, finish
 
 from certs.lab import ensure_lab_identity
 from certs.tls import client_context, server_context
@@ -499,9 +498,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.serve is not None:
         serve(args.serve, args.port)
         return 0
-    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    print(f"bench_ftp {' '.join(sys.argv[1:])}\n{when}; {machine()}\n{scale}", flush=True)
-    print(f"load average before: {os.getloadavg()}", flush=True)
+    when = begin("bench_ftp", scale)
     report = run(scale, args)
     finish(report, when, scale, args.json)
     return 0

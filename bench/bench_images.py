@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
 import hashlib
 import os
 import resource
@@ -56,7 +55,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
-from report import Report, finish, machine
+from report import Report, begin, finish
 
 from certs.lab import ServerIdentity, ensure_lab_identity
 from certs.tls import SERVER_CIPHERS, server_context
@@ -481,9 +480,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tls_port, plain_port = (int(port) for port in args.ports.split(","))
         serve(args.serve, tls_port, plain_port, args.workers)
         return 0
-    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    print(f"bench_images {' '.join(sys.argv[1:])}\n{when}; {machine()}\n{scale}", flush=True)
-    print(f"load average before: {os.getloadavg()}", flush=True)
+    when = begin("bench_images", scale)
     report = run(scale, args)
     finish(report, when, scale, args.json)
     return 0

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import hashlib
 import json
 import os
@@ -57,7 +56,7 @@ from typing import Any
 
 from bench_provisioning import cpu_seconds, kill_if_running, relay_cli, stop
 from bench_upgrade import Api, ready_line
-from report import Report, finish, machine
+from report import Report, begin, finish
 
 from management_agent.link import Identity
 
@@ -489,9 +488,7 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Scale, argparse.Namespace]:
 def main(argv: Sequence[str] | None = None) -> int:
     scale, args = parse_args(argv)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    print(f"bench_imagesync {' '.join(sys.argv[1:])}\n{when}; {machine()}\n{scale}", flush=True)
-    print(f"load average before: {os.getloadavg()}", flush=True)
+    when = begin("bench_imagesync", scale)
     report = run(scale, args)
     finish(report, when, scale, args.json)
     return 0

@@ -46,7 +46,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime as dt
 import grp
 import hashlib
 import os
@@ -68,7 +67,7 @@ from pathlib import Path
 
 from bench_provisioning import print_profiles, proc_status, profiled, raise_nofile
 from published import publish_file
-from report import Report, finish, machine
+from report import Report, begin, finish
 
 from relay.frontend.firmware import PublishedImages
 from relay.frontend.tftp import Address, FileSource, TftpConfig, TftpServer
@@ -676,9 +675,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.serve is not None:
         serve(args.serve, args.port)
         return 0
-    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    print(f"bench_tftp {' '.join(sys.argv[1:])}\n{when}; {machine()}\n{scale}", flush=True)
-    print(f"load average before: {os.getloadavg()}", flush=True)
+    when = begin("bench_tftp", scale)
     report = run(scale, args)
     finish(report, when, scale, args.json)
     return 0

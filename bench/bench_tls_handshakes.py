@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import os
 import re
 import shutil
@@ -50,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench_images import busy_seconds, clients_seconds, cpu_seconds, free_port, running
-from report import Report, finish, machine
+from report import Report, begin, finish
 
 from certs.lab import ServerIdentity, create_lab_certificates
 from certs.tls import SERVER_CIPHERS, server_context
@@ -360,9 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.serve is not None:
         serve(args.serve, [int(port) for port in args.ports.split(",")])
         return 0
-    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    print(f"bench_tls_handshakes {' '.join(sys.argv[1:])}\n{when}; {machine()}\n{scale}")
-    print(f"load average before: {os.getloadavg()}", flush=True)
+    when = begin("bench_tls_handshakes", scale)
     report = run(scale, args)
     finish(report, when, scale, args.json)
     return 0

@@ -44,7 +44,6 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import datetime as dt
 import hashlib
 import json
 import os
@@ -75,7 +74,7 @@ from bench_provisioning import (
     relay_cli,
     stop,
 )
-from report import Report, finish, machine, mib
+from report import Report, begin, finish, mib
 
 from relay.sim.firmware import make_image
 from relay.sim.fleet import Fleet, make_specs
@@ -511,9 +510,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "phones":
         return phones_main(args)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    print(f"bench_upgrade {' '.join(sys.argv[1:])}\n{when}; {machine()}\n{scale}", flush=True)
-    print(f"load average before: {os.getloadavg()}", flush=True)
+    when = begin("bench_upgrade", scale)
     report = run(scale, args)
     finish(report, when, scale, args.json)
     return 0

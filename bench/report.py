@@ -6,7 +6,9 @@ import contextlib
 import json
 import os
 import platform
+import sys
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +59,14 @@ def machine() -> str:
                 mem = int(line.split()[1])
     system = f"{platform.platform()}, Python {platform.python_version()}"
     return f"{os.cpu_count()} cores / {mem / 2**20:.0f} GiB, {system}"
+
+
+def begin(name: str, scale: Any) -> str:
+    """Print what runs, when, where and how loaded the machine is; returns the time."""
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    print(f"{name} {' '.join(sys.argv[1:])}\n{when}; {machine()}\n{scale}", flush=True)
+    print(f"load average before: {os.getloadavg()}", flush=True)
+    return when
 
 
 def finish(report: Report, when: str, scale: Any, json_path: Path | None) -> None:
