@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,6 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from relay.app import run
 from relay.cloud.api.routes import build_app
@@ -123,26 +126,49 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture
-async def clocked_api(tmp_path: Path, clock: Clock) -> AsyncIterator[Api]:
-    """The API app over a control plane that runs on `clock`, on a loopback port."""
-    plane = ControlPlane(tmp_path / "cloud", clock=clock)
+@dataclass
+class ServedPlane:
+    """A control plane, its API app's runner (a test may stop it) and a client."""
+
+    api: Api
+    plane: ControlPlane
+    runner: web.AppRunner
+
+
+@contextlib.asynccontextmanager
+async def served_plane(
+    data_dir: Path,
+    clock: Callable[[], float] = time.time,
+    middlewares: Sequence[Middleware] = (),
+) -> AsyncIterator[ServedPlane]:
+    """A bootstrapped control plane (in `data_dir`/cloud, on `clock`) and its API app on
+    a loopback port, with an admin token; everything closed on exit."""
+    plane = ControlPlane(data_dir / "cloud", clock=clock)
     token = plane.bootstrap()
     assert token is not None
     worker = CloudWorker(plane)
-    runner = web.AppRunner(
-        build_app(worker, 20 * 1024 * 1024), access_log=None, handle_signals=False
-    )
+    app = build_app(worker, 20 * 1024 * 1024)
+    app.middlewares.extend(middlewares)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     try:
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         port = runner.addresses[0][1]
         async with aiohttp.ClientSession() as session:
-            yield Api(f"http://127.0.0.1:{port}/api/v1", token, session, tmp_path)
+            api = Api(f"http://127.0.0.1:{port}/api/v1", token, session, data_dir)
+            yield ServedPlane(api, plane, runner)
     finally:
         await runner.cleanup()
         worker.close()
+        await asyncio.get_running_loop().shutdown_default_executor()
+
+
+@pytest.fixture
+async def clocked_api(tmp_path: Path, clock: Clock) -> AsyncIterator[Api]:
+    """The API app over a control plane that runs on `clock`, on a loopback port."""
+    async with served_plane(tmp_path, clock) as served:
+        yield served.api
 
 
 async def registration(api: Api, name: str = "relay-1", **extra: Any) -> dict[str, Any]:

@@ -5,7 +5,6 @@ and the relay's state; the relay's agent fetches it by etag and reports what it 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import logging
@@ -17,21 +16,25 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relay.cloud.api.routes import build_app
-from relay.cloud.controlplane import CloudWorker, ControlPlane
 from relay.cloud.relaycerts import parse_upload
 from relay.cloud.rules.errors import RuleError
 from relay.cloud.secretbox import SecretBox, SecretError
 from relay.sync.certificates import CertificateState, RelayCertificate
-from tests.api.conftest import Api, Clock, Reply, error_of, register_relay, relay_auth
+from tests.api.conftest import (
+    Api,
+    Clock,
+    Reply,
+    error_of,
+    register_relay,
+    relay_auth,
+    served_plane,
+)
 from tests.certs.pki import FQDN, PASSWORD, Chain, Openssl, chain, key_pem, openssl_in, pem
 
 OTHER_FQDN = "relay.other.example"
@@ -49,24 +52,8 @@ async def cloud(tmp_path: Path) -> AsyncIterator[Cloud]:
     """The API over a control plane on a settable clock that starts at the real time (the
     test certificates are dated from it)."""
     clock = Clock(time.time())
-    data_dir = tmp_path / "cloud"
-    plane = ControlPlane(data_dir, clock=clock)
-    token = plane.bootstrap()
-    assert token is not None
-    worker = CloudWorker(plane)
-    runner = web.AppRunner(build_app(worker, 20 * 1024 * 1024), access_log=None)
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        async with aiohttp.ClientSession() as session:
-            api = Api(f"http://127.0.0.1:{port}/api/v1", token, session, tmp_path)
-            yield Cloud(api, clock, data_dir)
-    finally:
-        await runner.cleanup()
-        worker.close()
-        await asyncio.get_running_loop().shutdown_default_executor()
+    async with served_plane(tmp_path, clock) as served:
+        yield Cloud(served.api, clock, tmp_path / "cloud")
 
 
 @pytest.fixture

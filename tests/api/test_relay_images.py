@@ -6,57 +6,35 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp import web
 from multidict import CIMultiDict
 
-from relay.cloud.api.routes import build_app
-from relay.cloud.controlplane import CloudWorker, ControlPlane
 from relay.cloud.rules.relayimages import WAITING
-from tests.api.conftest import Api, Reply, error_of, register_relay, relay_auth
+from tests.api.conftest import (
+    Api,
+    Reply,
+    ServedPlane,
+    error_of,
+    register_relay,
+    relay_auth,
+    served_plane,
+)
 
 GB4 = 4 * 10**9
 FIRMWARE = bytes(range(256)) * 400
 
 
-@dataclass
-class Cloud:
-    """The API over a control plane the test can see (to know when a poll is waiting)."""
-
-    api: Api
-    plane: ControlPlane
-    runner: web.AppRunner
-
-    async def stop(self) -> None:
-        await self.runner.cleanup()
+Cloud = ServedPlane
 
 
 @pytest.fixture
 async def cloud(tmp_path: Path) -> AsyncIterator[Cloud]:
-    plane = ControlPlane(tmp_path / "cloud")
-    token = plane.bootstrap()
-    assert token is not None
-    worker = CloudWorker(plane)
-    runner = web.AppRunner(
-        build_app(worker, 20 * 1024 * 1024), access_log=None, handle_signals=False
-    )
-    await runner.setup()
-    try:
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        async with aiohttp.ClientSession() as session:
-            api = Api(f"http://127.0.0.1:{port}/api/v1", token, session, tmp_path)
-            yield Cloud(api, plane, runner)
-    finally:
-        await runner.cleanup()
-        worker.close()
-        await asyncio.get_running_loop().shutdown_default_executor()
+    """The API over a control plane the test can see (to know when a poll is waiting)."""
+    async with served_plane(tmp_path) as served:
+        yield served
 
 
 @pytest.fixture
@@ -430,7 +408,7 @@ async def test_shutdown_answers_a_waiting_poll_at_once(
     waiting_held = held(cloud, monkeypatch)
     waiting = poll(api, auth, etag)
     await waiting_held.wait()
-    await cloud.stop()
+    await cloud.runner.cleanup()
     assert (await waiting).status == 304
 
 

@@ -26,10 +26,8 @@ from download_agent.settings import DownloadSettings
 from download_agent.source import ranged_get
 from download_agent.syncer import DownloadAgent
 from management_agent.link import Identity, LinkDown
-from relay.cloud.api.routes import build_app
-from relay.cloud.controlplane import CloudWorker, ControlPlane
 from relay.sync.images import CachedImage, ImageReport, ImageSet, parse_index
-from tests.api.conftest import Api, register_relay
+from tests.api.conftest import Api, register_relay, served_plane
 
 MIB = 1024 * 1024
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -377,11 +375,6 @@ class RealCloud:
 @pytest.fixture
 async def real_cloud(tmp_path: Path) -> AsyncIterator[RealCloud]:
     """ControlPlane and its API app on 127.0.0.1 port 0, one registered relay."""
-    plane = ControlPlane(tmp_path / "cloud")
-    token = plane.bootstrap()
-    assert token is not None
-    worker = CloudWorker(plane)
-    app = build_app(worker, 20 * 1024 * 1024)
     cloud: RealCloud | None = None
 
     @web.middleware
@@ -390,20 +383,11 @@ async def real_cloud(tmp_path: Path) -> AsyncIterator[RealCloud]:
             cloud.polls += 1
         return await handler(request)
 
-    app.middlewares.append(count_polls)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        base = f"http://127.0.0.1:{runner.addresses[0][1]}"
-        async with aiohttp.ClientSession() as session:
-            api = Api(f"{base}/api/v1", token, session, tmp_path)
-            credential = await register_relay(api)
-            tenant = (await api.get("/tenant")).body["id"]
-            relay = Identity(base, tenant, credential.relay_id, credential.secret)
-            cloud = RealCloud(api, relay)
-            yield cloud
-    finally:
-        await runner.cleanup()
-        worker.close()
-        await asyncio.get_running_loop().shutdown_default_executor()
+    async with served_plane(tmp_path, middlewares=[count_polls]) as served:
+        api = served.api
+        base = api.base.removesuffix("/api/v1")
+        credential = await register_relay(api)
+        tenant = (await api.get("/tenant")).body["id"]
+        relay = Identity(base, tenant, credential.relay_id, credential.secret)
+        cloud = RealCloud(api, relay)
+        yield cloud
