@@ -145,7 +145,7 @@ def prepare(
         )
     try:
         certs = x509.load_pem_x509_certificates(chain_pem)
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):
         raise _unreadable(
             "the chain is not PEM certificates (-----BEGIN CERTIFICATE-----)"
         ) from None

@@ -212,7 +212,7 @@ def _open(data: bytes, password: str | None) -> _Opened | Finding:
             # Old CAs' negative serial numbers: a deprecation in cryptography, not a finding.
             warnings.simplefilter("ignore", CryptographyDeprecationWarning)
             loaded = pkcs12.load_pkcs12(data, secret)
-    except (ValueError, TypeError, UnsupportedAlgorithm):
+    except (ValueError, TypeError, UnsupportedAlgorithm, x509.InvalidVersion):
         return _why_unreadable(data, password)
     certs = [c.certificate for c in loaded.additional_certs]
     has_key = loaded.key is not None

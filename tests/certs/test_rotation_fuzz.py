@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+
+import pytest
+from cryptography.hazmat.primitives import serialization
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -33,3 +37,16 @@ def test_a_damaged_chain_is_refused_not_raised(cut: int, flip: int) -> None:
     damaged = bytearray(CHAIN_PEM[:cut] + CHAIN_PEM[cut:])
     damaged[flip] ^= 0x01
     assert_refused_or_prepared(bytes(damaged[:cut] or damaged), KEY_PEM)
+
+
+def test_a_certificate_with_an_unknown_version_is_refused_not_raised() -> None:
+    """Found by the test above: cryptography raises InvalidVersion, not ValueError."""
+    der = GOOD.leaf.cert.public_bytes(serialization.Encoding.DER)
+    v3 = bytes.fromhex("a003020102")
+    assert v3 in der
+    broken = der.replace(v3, bytes.fromhex("a003020105"), 1)
+    body = base64.encodebytes(broken).decode().replace("\n", "")
+    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
+    text = "\n".join(["-----BEGIN CERTIFICATE-----", *lines, "-----END CERTIFICATE-----", ""])
+    with pytest.raises(InstallRefused):
+        prepare(text.encode(), KEY_PEM, NOW, trusted_roots=())
