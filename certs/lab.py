@@ -513,7 +513,7 @@ def _load_certs(path: Path, remedy: str) -> list[x509.Certificate]:
     data = _read(path, remedy)
     try:
         return x509.load_pem_x509_certificates(data)
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):
         raise CertError(f"{path} is damaged or not a PEM certificate file; {remedy}") from None
 
 

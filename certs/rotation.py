@@ -273,7 +273,7 @@ def _leaf_of(chain: Path) -> x509.Certificate:
         return x509.load_pem_x509_certificates(chain.read_bytes())[0]
     except OSError as exc:
         raise CertError(f"{chain}: cannot read ({exc.strerror})") from exc
-    except ValueError:
+    except (ValueError, x509.InvalidVersion):
         raise CertError(f"{chain} is damaged; install the certificate again") from None
 
 

@@ -733,6 +733,6 @@ def system_roots() -> tuple[x509.Certificate, ...]:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", CryptographyDeprecationWarning)
                 return tuple(x509.load_pem_x509_certificates(Path(candidate).read_bytes()))
-        except (OSError, ValueError):
+        except (OSError, ValueError, x509.InvalidVersion):
             continue
     return ()
