@@ -86,7 +86,9 @@ class RelayImages:
     def set_images(self, body: object, actor: str) -> dict[str, Any]:
         """`PUT /api/v1/relay-images`: all or nothing; a refusal says why (the rules)."""
         ids = parse_set_body(body)
-        total = check_set(ids, self.store.image_sizes(ids) if ids else {})
+        sizes = self.store.image_sizes(ids) if ids else {}
+        sourceless = self.store.images_without_source(ids) if ids else set()
+        total = check_set(ids, sizes, sourceless)
         with self.store.transaction():
             self.store.replace_relay_set(ids)
         self.ctx.log(actor, "set", "relay-images", images=list(ids), bytes=total)

@@ -42,7 +42,11 @@ def api(cloud: Cloud) -> Api:
     return cloud.api
 
 
-async def register_image(api: Api, n: int, size: int = 1000, url: str = "") -> str:
+# Where a registered image would be fetched from; no agent runs in these tests.
+NOWHERE = "http://127.0.0.1:9/sip.ld"
+
+
+async def register_image(api: Api, n: int, size: int = 1000, url: str = NOWHERE) -> str:
     body = {
         "model": "VVX",
         "version": f"6.4.{n}",
@@ -158,6 +162,16 @@ async def test_an_unknown_image_is_404_naming_it_and_changes_nothing(api: Api) -
     assert reply.status == 404
     assert "'0123456789abcdef'" in error_of(reply)["message"]
     assert (await api.get("/relay-images")).body["images"] == [known]
+
+
+async def test_an_image_with_no_file_and_no_url_is_refused_as_unfetchable(api: Api) -> None:
+    known = await register_image(api, 1)
+    nowhere = await register_image(api, 2, url="")
+    reply = await api.put("/relay-images", [known, nowhere])
+    assert reply.status == 422
+    assert error_of(reply)["code"] == "no_source"
+    assert f"{nowhere!r}" in error_of(reply)["message"]
+    assert (await api.get("/relay-images")).body["count"] == 0
 
 
 async def test_forty_one_images_are_refused_as_too_many(api: Api) -> None:

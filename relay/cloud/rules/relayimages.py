@@ -11,7 +11,7 @@ import datetime as dt
 import hashlib
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from relay.cloud.rules.errors import RuleError
@@ -47,9 +47,13 @@ def _gigabytes(size: int) -> str:
     return f"{math.ceil(size / 10**7) / 100:.2f} GB"
 
 
-def check_set(ids: Sequence[str], sizes: Mapping[str, int]) -> int:
+def check_set(
+    ids: Sequence[str], sizes: Mapping[str, int], sourceless: Collection[str] = ()
+) -> int:
     """cloud.md "Software": at most 40 images and 30 GB in total. `sizes` holds every
-    known image among `ids`; an unknown one is 404 naming it. Returns the total bytes."""
+    known image among `ids`; an unknown one is 404 naming it. An image in `sourceless`
+    (registered with neither a file nor a URL) no relay could fetch: refused too.
+    Returns the total bytes."""
     if len(ids) > MAX_SET_IMAGES:
         raise RuleError(
             "too_many_images",
@@ -59,6 +63,14 @@ def check_set(ids: Sequence[str], sizes: Mapping[str, int]) -> int:
     for image_id in ids:
         if image_id not in sizes:
             raise RuleError("not_found", f"image {image_id!r} does not exist", "body", 404)
+    for image_id in ids:
+        if image_id in sourceless:
+            raise RuleError(
+                "no_source",
+                f"image {image_id!r} has neither an uploaded file nor a URL, so no relay "
+                "could fetch it: upload the file, or register the image again with its url",
+                "body",
+            )
     total = sum(sizes[image_id] for image_id in ids)
     if total > MAX_SET_BYTES:
         raise RuleError(

@@ -60,6 +60,12 @@ class RelayImageQueries:
         rows = self._rows(f"SELECT id, size FROM images WHERE id IN ({marks})", list(ids))  # noqa: S608
         return {row["id"]: row["size"] for row in rows}
 
+    def images_without_source(self, ids: Sequence[str]) -> set[str]:
+        """The images among `ids` with neither an uploaded copy nor a URL."""
+        marks = ",".join("?" * len(ids))
+        sql = f"SELECT id FROM images WHERE id IN ({marks}) AND stored = 0 AND url = ''"  # noqa: S608
+        return {row["id"] for row in self._rows(sql, list(ids))}
+
     def replace_relay_set(self, ids: Sequence[str]) -> None:
         """The new set, in order; states of images that left it go with them."""
         self._exec("DELETE FROM relay_image_set")
