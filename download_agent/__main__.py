@@ -63,8 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _serve(identity: Identity, settings: DownloadSettings) -> None:
-    source = CloudImages(identity, cloud_tls(identity, settings.cloud_ca))
+async def _serve(identity: Identity, credential: Path, settings: DownloadSettings) -> None:
+    source = CloudImages(identity, cloud_tls(identity, settings.cloud_ca), credential)
     task = asyncio.create_task(DownloadAgent(source, settings).run())
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -102,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         stall_seconds=args.stall_seconds,
         cloud_ca=args.cloud_ca,
     )
-    asyncio.run(_serve(identity, settings))
+    asyncio.run(_serve(identity, credential, settings))
     return 0
 
 

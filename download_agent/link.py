@@ -6,7 +6,9 @@
 
 authenticated exactly as the management agent's `CloudClient` (the same Identity
 file). Images with their own `url` are fetched from there without the relay's
-credential: it must never leak to a foreign host.
+credential: it must never leak to a foreign host. A refused credential (401) is
+re-read from the file: a revoked relay registers anew through the management
+agent, which saves the new one there.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import json
 import ssl
 from contextlib import AbstractAsyncContextManager
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -30,8 +33,14 @@ MAX_ANSWER = 1024 * 1024
 class CloudImages:
     """One authenticated keep-alive session to the cloud, one plain one for foreign URLs."""
 
-    def __init__(self, identity: Identity, tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        identity: Identity,
+        tls: ssl.SSLContext | None = None,
+        credential: Path | None = None,
+    ) -> None:
         self.identity = identity
+        self._credential = credential
         self._base = api_base(identity.cloud) / "agent" / "images"
         self._tls = tls
         self._cloud: aiohttp.ClientSession | None = None
@@ -39,11 +48,22 @@ class CloudImages:
 
     def _session(self) -> aiohttp.ClientSession:
         if self._cloud is None:
-            auth = f"Relay {self.identity.relay_id}:{self.identity.secret}"
-            self._cloud = aiohttp.ClientSession(
-                headers={"Authorization": auth}, auto_decompress=False
-            )
+            self._cloud = aiohttp.ClientSession(auto_decompress=False)
         return self._cloud
+
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Relay {self.identity.relay_id}:{self.identity.secret}"}
+
+    def _refused(self, response: aiohttp.ClientResponse) -> None:
+        """After a 401, use the credential saved since (if any) from the next request on."""
+        if response.status != 401 or self._credential is None:
+            return
+        try:
+            saved = Identity.load(self._credential)
+        except ValueError:
+            return
+        if saved is not None and saved.cloud == self.identity.cloud:
+            self.identity = saved
 
     def _plain(self) -> aiohttp.ClientSession:
         if self._foreign is None:
@@ -52,7 +72,7 @@ class CloudImages:
 
     async def image_set(self, etag: str | None, wait: float) -> ImageSet | None:
         """Long-poll: the cloud answers at once when the set differs from `etag`."""
-        headers = {"If-None-Match": f'"{etag}"'} if etag else {}
+        headers = {**self._auth(), **({"If-None-Match": f'"{etag}"'} if etag else {})}
         try:
             async with self._session().get(
                 self._base,
@@ -63,6 +83,7 @@ class CloudImages:
             ) as response:
                 if response.status == 304:
                     return None
+                self._refused(response)
                 value = await _json(response, "images")
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise LinkDown(f"images: cannot reach the cloud: {exc!s}") from exc
@@ -76,9 +97,11 @@ class CloudImages:
             async with self._session().put(
                 self._base / "status",
                 json=report.to_wire(),
+                headers=self._auth(),
                 ssl=self._tls or True,
                 timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT),
             ) as response:
+                self._refused(response)
                 await _json(response, "images/status")
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             raise LinkDown(f"images/status: cannot reach the cloud: {exc!s}") from exc
@@ -89,7 +112,9 @@ class CloudImages:
         if image.url:
             return ranged_get(self._plain(), image.url, offset, stall_seconds)
         url = str(self._base / image.id / "content")
-        return ranged_get(self._session(), url, offset, stall_seconds, self._tls or True)
+        return ranged_get(
+            self._session(), url, offset, stall_seconds, self._tls or True, self._auth()
+        )
 
     async def aclose(self) -> None:
         for session in (self._cloud, self._foreign):

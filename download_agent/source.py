@@ -5,6 +5,7 @@ injected protocol, so tests drive the agent with an in-process source and
 from __future__ import annotations
 
 import ssl
+from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
@@ -37,10 +38,11 @@ def ranged_get(
     offset: int,
     stall_seconds: float,
     tls: ssl.SSLContext | bool = True,
+    auth: Mapping[str, str] | None = None,
 ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
     """GET `url` from byte `offset` (RFC 9110 14.2 `Range: bytes=N-`, only when N > 0).
     No total timeout: a 300 MB image may take long; `sock_read` catches a stall."""
-    headers = {"Range": f"bytes={offset}-"} if offset else {}
+    headers = {**(auth or {}), **({"Range": f"bytes={offset}-"} if offset else {})}
     timeout = aiohttp.ClientTimeout(
         total=None, sock_connect=CONNECT_TIMEOUT, sock_read=stall_seconds
     )

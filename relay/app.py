@@ -284,7 +284,11 @@ async def run(
             ztp_feed = ZtpFeed(agent_settings.data_dir / CREDENTIAL_FILE, identity.ca_cert)
             ztp_sync = asyncio.create_task(ztp.run(ztp_feed, config.ztp_sync_seconds))
             # The download agent keeps the relay image set in <data-dir>/images (issue 6).
-            images = CloudImages(relay_identity, client_context(identity.ca_cert))
+            images = CloudImages(
+                relay_identity,
+                client_context(identity.ca_cert),
+                agent_settings.data_dir / CREDENTIAL_FILE,
+            )
             download_settings = DownloadSettings(
                 data_dir=data_dir,
                 reserve_bytes=config.image_reserve_bytes,
