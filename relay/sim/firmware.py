@@ -75,15 +75,52 @@ def read_header(first_bytes: bytes) -> FirmwareHeader | None:
     )
 
 
-def verify_image(image: bytes) -> FirmwareHeader:
-    """The header of a complete image whose payload matches its size and sha256."""
-    header = read_header(image)
-    if header is None:
-        raise FirmwareError("the image does not start with a SIMFW1 header")
-    body = image[header.length :]
-    if len(body) != header.size:
-        raise FirmwareError(f"the payload is {len(body)} bytes, the header says {header.size}")
-    digest = hashlib.sha256(body).hexdigest()
-    if digest != header.sha256:
-        raise FirmwareError(f"the payload's sha256 is {digest}, the header says {header.sha256}")
-    return header
+class ImageCheck:
+    """Verifies an image as its bytes arrive, keeping only the header: a phone (and a
+    fleet of 500 upgrading at once) never holds a whole image in memory."""
+
+    def __init__(self) -> None:
+        self._start = b""
+        self._header: FirmwareHeader | None = None
+        self._hash = hashlib.sha256()
+        self._received = 0
+        self._headless = False
+
+    def feed(self, chunk: bytes) -> None:
+        """Take the next bytes; never raises (`result` says what was wrong)."""
+        if self._headless:
+            return
+        if self._header is None:
+            self._start += chunk
+            if b"\n" not in self._start and len(self._start) < HEADER_PROBE_BYTES:
+                return
+            self._header = read_header(self._start)
+            if self._header is None:
+                self._headless = True
+                return
+            chunk, self._start = self._start[self._header.length :], b""
+        self._hash.update(chunk)
+        self._received += len(chunk)
+
+    def result(self) -> FirmwareHeader:
+        """The header of the complete image whose payload matched its size and sha256."""
+        header = self._header
+        if self._headless:
+            raise FirmwareError("the image does not start with a SIMFW1 header")
+        if header is None:
+            header = read_header(self._start)
+            if header is None:
+                raise FirmwareError("the image does not start with a SIMFW1 header")
+            self._hash.update(self._start[header.length :])
+            self._received += len(self._start) - header.length
+        if self._received != header.size:
+            raise FirmwareError(
+                f"the payload is {self._received} bytes, the header says {header.size}"
+            )
+        digest = self._hash.hexdigest()
+        if digest != header.sha256:
+            raise FirmwareError(
+                f"the payload's sha256 is {digest}, the header says {header.sha256}"
+            )
+        return header
+

@@ -54,7 +54,7 @@ import ipaddress
 import random
 import re
 import ssl
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -77,7 +77,7 @@ from relay.proto.polycom.useragent import format_user_agent
 from relay.sim.clock import Clock, ScaledClock
 from relay.sim.dhcpclient import ClientIdentity, Lease
 from relay.sim.dhcpnet import DhcpNet, NoLease
-from relay.sim.firmware import HEADER_PROBE_BYTES, FirmwareError, read_header, verify_image
+from relay.sim.firmware import HEADER_PROBE_BYTES, FirmwareError, ImageCheck, read_header
 from relay.sim.httpauth import auth_scheme_for
 from relay.sim.identity import user_agent_identity, uses_system_cfg
 from relay.sim.layers import ALWAYS_REBOOT, Settings
@@ -89,6 +89,8 @@ from relay.sim.ztpclient import MAX_ANSWER, ZtpAnswer, ZtpError, lookup_url, par
 
 STATES = ("idle", "booting", "provisioned", "failed")
 MAX_REBOOTS = 3
+# Firmware bodies are verified as they arrive, this much at a time (relay.sim.firmware).
+SINK_CHUNK = 256 * 1024
 DEFAULT_MASTER = "000000000000.cfg"
 # phones.md section 3: period >= 3600, default 86400; the phone ignores an invalid value.
 MIN_POLL_PERIOD = 3600
@@ -714,12 +716,13 @@ class SimPhone:
                 f"{MAX_REBOOTS} reboots; keeping {self._firmware}"
             )
             return False
-        image = await self._request("GET", name, stage="updater")
+        check = ImageCheck()
+        image = await self._request("GET", name, stage="updater", sink=check.feed)
         if image.status != 200:
             self._errors.append(f"GET {shown}: HTTP {image.status} downloading the firmware")
             return False
         try:
-            installed = verify_image(image.body)
+            installed = check.result()
         except FirmwareError as exc:
             self._errors.append(
                 f"GET {shown}: firmware verification failed ({exc.message}); "
@@ -895,13 +898,15 @@ class SimPhone:
         data: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         limit: int | None = None,
+        sink: Callable[[bytes], None] | None = None,
     ) -> TransportReply:
         """One request, failing over to the next server URL on connection failure.
 
         `limit` reads at most that many body bytes, then drops the connection
-        (a server that ignores Range sends the whole image). An absolute URL
-        is tried at each address `hosts` gives its name, without moving the
-        phone off its server.
+        (a server that ignores Range sends the whole image). `sink` takes the
+        body as it arrives instead of the reply holding it (a firmware image).
+        An absolute URL is tried at each address `hosts` gives its name,
+        without moving the phone off its server.
         """
         absolute = "://" in name
         if absolute:
@@ -918,7 +923,7 @@ class SimPhone:
                 server = self._server
                 url, address, label = _join(server.base, name), server.address, server.display
             try:
-                reply = await self._send(method, url, address, stage, data, headers, limit)
+                reply = await self._send(method, url, address, stage, data, headers, limit, sink)
             except (aiohttp.ClientConnectionError, ConnectionError, TimeoutError) as exc:
                 # aiohttp's connection errors, and the transports' (relay.sim.transports).
                 failures.append(f"{label}: {_why(exc)}")
@@ -946,6 +951,7 @@ class SimPhone:
         data: bytes | None,
         headers: Mapping[str, str] | None,
         limit: int | None,
+        sink: Callable[[bytes], None] | None = None,
     ) -> TransportReply:
         """One request over the protocol the URL names, to `address` when `hosts` gave one."""
         target = url if address is None else url.with_host(address)
@@ -968,10 +974,13 @@ class SimPhone:
                 method, target, source_ip=self._address, timeout=timeout, limit=limit, data=data
             )
         else:
-            reply = await self._http(method, url, target, stage, data, headers, limit)
+            return await self._http(method, url, target, stage, data, headers, limit, sink)
         self._bytes_up += len(data or b"")
         self._bytes_down += len(reply.body)
-        return reply
+        if sink is None:
+            return reply
+        sink(reply.body)
+        return TransportReply(reply.status, b"")
 
     async def _http(
         self,
@@ -982,6 +991,7 @@ class SimPhone:
         data: bytes | None,
         headers: Mapping[str, str] | None,
         limit: int | None,
+        sink: Callable[[bytes], None] | None = None,
     ) -> TransportReply:
         """HTTP(S) to `target`; when that is an address for `url`'s name, TLS proves the name."""
         all_headers = {"User-Agent": self._user_agent(stage), **(headers or {})}
@@ -1000,11 +1010,18 @@ class SimPhone:
             allow_redirects=False,
             server_hostname=server_hostname,
         ) as response:
-            if limit is None:
+            if sink is not None:
+                async for chunk in response.content.iter_chunked(SINK_CHUNK):
+                    self._bytes_down += len(chunk)
+                    sink(chunk)
+                body = b""
+            elif limit is None:
                 body = await response.read()
             else:
                 body = await _read_at_most(response, limit)
                 response.close()
+        self._bytes_up += len(data or b"")
+        self._bytes_down += len(body)
         return TransportReply(response.status, body)
 
     def _user_agent(self, stage: str) -> str:
