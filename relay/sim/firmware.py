@@ -123,4 +123,3 @@ class ImageCheck:
                 f"the payload's sha256 is {digest}, the header says {header.sha256}"
             )
         return header
-
