@@ -57,7 +57,7 @@ cached = st.builds(
     filename=words,
     size=st.integers(1, im.MAX_IMAGE_BYTES),
     sha256=st.from_regex(r"[0-9a-f]{64}", fullmatch=True),
-    url=st.sampled_from(["", "https://cdn.example/sip.ld", "http://10.0.0.1/a"]),
+    url=st.sampled_from(["", "https://cdn.example/sip.ld", "http://198.51.100.1/a"]),
 )
 unique_images = st.lists(cached, max_size=5, unique_by=lambda i: i.id).map(tuple)
 states = st.builds(
