@@ -54,7 +54,6 @@ import os
 import re
 import resource
 import secrets
-import select
 import shlex
 import signal
 import subprocess
@@ -77,8 +76,8 @@ from bench_provisioning import (
     proc_status,
     raise_nofile,
     relay_cli,
+    relay_process,
     reset_peak_rss,
-    stop,
 )
 from report import Report, finish, mib
 
@@ -92,7 +91,6 @@ POOL_FIRST, POOL_LAST = IPv4Address("198.51.100.10"), IPv4Address("198.51.100.25
 STATIC_FIRST, STATIC_LAST = IPv4Address("198.51.100.2"), IPv4Address("198.51.100.250")
 LEGS = ("relay", "direct", "dhcp")
 SEEDS = {"relay": 11, "direct": 12, "dhcp": 13}
-READY_TIMEOUT = 60.0
 # The phones process gets this long beyond its own --timeout before it is killed.
 GRACE = 60.0
 ERROR_KINDS = 5
@@ -170,39 +168,8 @@ def relay_up(
         "--dhcp-interface", link.host_if, "--dhcp-mode", "lease",
         "--dhcp-pool", f"{POOL_FIRST}-{POOL_LAST}",
     ]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
-    with (workdir / "relay-up.err").open("wb") as err:
-        proc = subprocess.Popen(
-            CPUS.run_on("server", argv),
-            stdout=subprocess.PIPE,
-            stderr=err,
-            stdin=subprocess.DEVNULL,
-            cwd=workdir,
-            env=env,
-        )
-    try:
-        yield proc, _ready(proc, workdir / "relay-up.err")
-    finally:
-        stop(proc, "relay up")
-        if proc.stdout is not None:
-            proc.stdout.close()
-
-
-def _ready(proc: subprocess.Popen[bytes], err_path: Path) -> dict[str, Any]:
-    """The JSON ready line, read with a deadline."""
-    assert proc.stdout is not None
-    deadline = time.monotonic() + READY_TIMEOUT
-    out = b""
-    while b"\n" not in out:
-        left = deadline - time.monotonic()
-        readable = select.select([proc.stdout], [], [], max(left, 0))[0] if left > 0 else []
-        chunk = os.read(proc.stdout.fileno(), 65536) if readable else b""
-        if not chunk:
-            tail = err_path.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"relay up did not become ready (exit {proc.poll()}):\n{tail}")
-        out += chunk
-    facts: dict[str, Any] = json.loads(out.partition(b"\n")[0])
-    return facts
+    with relay_process(CPUS.run_on("server", argv), workdir, "relay up") as running:
+        yield running
 
 
 @dataclass(frozen=True, slots=True)

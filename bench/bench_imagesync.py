@@ -54,15 +54,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench_provisioning import cpu_seconds, kill_if_running, relay_cli, stop
-from bench_upgrade import Api, ready_line
+from bench_provisioning import cpu_seconds, kill_if_running, relay_cli, relay_process, stop
+from bench_upgrade import Api
 from report import Report, begin, finish
 
 from management_agent.link import Identity
 
 FAMILY = "VVX"
 FILENAME = "sip.ld"
-READY_TIMEOUT = 60.0
 STEP_TIMEOUT = 900.0
 CURL_TIMEOUT = 600
 
@@ -92,22 +91,9 @@ class Image:
 def cloud(work: Path) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, Any]]]:
     """The embedded cloud alone (no relay agent in it), JSON logs to WORK/cloud.err."""
     argv = [*relay_cli(), "up", "--no-agent", "--json", "--free-ports", "--log-format", "json"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
-    with (work / "cloud.err").open("wb") as err:
-        proc = subprocess.Popen(
-            [*argv, "--data-dir", str(work / "cloud")],
-            stdout=subprocess.PIPE,
-            stderr=err,
-            stdin=subprocess.DEVNULL,
-            cwd=work,
-            env=env,
-        )
-    try:
-        yield proc, ready_line(proc, work / "cloud.err")
-    finally:
-        stop(proc, "relay up (cloud)")
-        if proc.stdout is not None:
-            proc.stdout.close()
+    argv = [*argv, "--data-dir", str(work / "cloud")]
+    with relay_process(argv, work, "relay up (cloud)", "cloud.err") as running:
+        yield running
 
 
 def register(work: Path, facts: dict[str, Any], name: str) -> tuple[Path, Identity]:

@@ -45,6 +45,7 @@ import os
 import random
 import re
 import resource
+import select
 import shlex
 import shutil
 import signal
@@ -360,6 +361,51 @@ def relay_up(
         yield proc, json.loads(found.group(0))
     finally:
         stop(proc, "relay up")
+
+
+READY_TIMEOUT = 60.0
+
+
+@contextlib.contextmanager
+def relay_process(
+    argv: Sequence[str], workdir: Path, label: str, err_name: str = "relay-up.err"
+) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, Any]]]:
+    """A `relay up --json` command (without the caller's RELAY_* settings) until its
+    JSON ready line, stderr in WORKDIR/`err_name`; stopped (SIGTERM) after."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
+    err_path = workdir / err_name
+    with err_path.open("wb") as err:
+        proc = subprocess.Popen(
+            list(argv),
+            stdout=subprocess.PIPE,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            cwd=workdir,
+            env=env,
+        )
+    try:
+        yield proc, _ready_line(proc, err_path)
+    finally:
+        stop(proc, label)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def _ready_line(proc: subprocess.Popen[bytes], err_path: Path) -> dict[str, Any]:
+    """The JSON ready line, read with a deadline."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + READY_TIMEOUT
+    out = b""
+    while b"\n" not in out:
+        left = deadline - time.monotonic()
+        readable = select.select([proc.stdout], [], [], max(left, 0))[0] if left > 0 else []
+        chunk = os.read(proc.stdout.fileno(), 65536) if readable else b""
+        if not chunk:
+            tail = err_path.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"relay up did not become ready (exit {proc.poll()}):\n{tail}")
+        out += chunk
+    facts: dict[str, Any] = json.loads(out.partition(b"\n")[0])
+    return facts
 
 
 def relay_cli() -> list[str]:

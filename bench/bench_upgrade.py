@@ -72,6 +72,7 @@ from bench_provisioning import (
     proc_status,
     raise_nofile,
     relay_cli,
+    relay_process,
     stop,
 )
 from report import Report, begin, finish, mib
@@ -85,7 +86,6 @@ FILENAME = "sip.ld"
 VERSION = "7.0.1.2000"  # not in relay.sim.fleet.FIRMWARE_VERSIONS: every phone upgrades
 MODELS = {"VVX250": "", "VVX350": "", "VVX450": "", "VVX500": "", "VVX600": ""}
 SITE_SUBNET = "127.0.0.0/8"
-READY_TIMEOUT = 60.0
 SYNC_TIMEOUT = 300.0
 GRACE = 60.0
 POLL_SECONDS = 1.0
@@ -137,34 +137,8 @@ class Api:
 def relay_up(work: Path) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, Any]]]:
     """`relay up --json --free-ports` until its ready line; SIGTERM after."""
     argv = [*relay_cli(), "up", "--json", "--free-ports", "--data-dir", str(work / "data")]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RELAY_")}
-    with (work / "relay-up.err").open("wb") as err:
-        proc = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, cwd=work, env=env
-        )
-    try:
-        yield proc, ready_line(proc, work / "relay-up.err")
-    finally:
-        stop(proc, "relay up")
-        if proc.stdout is not None:
-            proc.stdout.close()
-
-
-def ready_line(proc: subprocess.Popen[bytes], err_path: Path) -> dict[str, Any]:
-    """The JSON ready line, read with a deadline."""
-    assert proc.stdout is not None
-    deadline = time.monotonic() + READY_TIMEOUT
-    out = b""
-    while b"\n" not in out:
-        left = deadline - time.monotonic()
-        readable = select.select([proc.stdout], [], [], max(left, 0))[0] if left > 0 else []
-        chunk = os.read(proc.stdout.fileno(), 65536) if readable else b""
-        if not chunk:
-            tail = err_path.read_text(errors="replace")[-2000:]
-            raise RuntimeError(f"relay up did not become ready (exit {proc.poll()}):\n{tail}")
-        out += chunk
-    facts: dict[str, Any] = json.loads(out.partition(b"\n")[0])
-    return facts
+    with relay_process(argv, work, "relay up") as running:
+        yield running
 
 
 @contextlib.contextmanager
