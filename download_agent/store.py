@@ -20,16 +20,14 @@ import fcntl
 import json
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
-from relay.sync.images import CachedImage, index_bytes, parse_index
+from relay.sync.images import BLOBS, INDEX_FILE, CachedImage, index_bytes, parse_index
 from relay.sync.messages import SyncError
 
-BLOBS = "blobs"
 PARTIAL = "partial"
-INDEX = "index.json"
 STATUS = "status.json"
 PART_SUFFIX = ".part"
 TMP_SUFFIX = ".tmp"
@@ -61,24 +59,12 @@ def _replace(path: Path, data: bytes, *, durable: bool) -> None:
         fsync_dir(path.parent)
 
 
-@contextlib.contextmanager
-def reading(root: Path, sha256: str) -> Iterator[BinaryIO]:
-    """Open a published blob for serving; the shared lock keeps the store from deleting
-    it until the reader is done (the agent retries the deletion on its next pass)."""
-    with (root / BLOBS / sha256).open("rb") as blob:
-        fcntl.flock(blob.fileno(), fcntl.LOCK_SH)
-        try:
-            yield blob
-        finally:
-            fcntl.flock(blob.fileno(), fcntl.LOCK_UN)
-
-
 class ImageStore:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.blobs_dir = root / BLOBS
         self.partial_dir = root / PARTIAL
-        self.index_path = root / INDEX
+        self.index_path = root / INDEX_FILE
         self.status_path = root / STATUS
         self._index: bytes | None = None
 

@@ -30,14 +30,12 @@ from pathlib import Path
 
 from relay.logs import event
 from relay.proto.polycom.models import PART_NUMBERS
-from relay.sync.images import CachedImage, parse_index
+from relay.sync.images import BLOBS, INDEX_FILE, CachedImage, parse_index
 from relay.sync.messages import SyncError
 
 log = logging.getLogger("relay.images")
 
 FIRMWARE_SUFFIXES = (".ld", ".bin", ".tar", ".img")
-INDEX_FILE = "index.json"
-BLOBS = "blobs"
 IMAGES_PREFIX = "images/"
 
 _PART = re.compile(r"([0-9]{4}-[0-9]{5}-[0-9]{3})\.(.+)")

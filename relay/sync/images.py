@@ -184,6 +184,9 @@ class ImageReport:
 # published as `<data-dir>/images/blobs/<sha256>`. The download agent replaces it
 # atomically; the front end serves only what it names.
 
+INDEX_FILE = "index.json"
+BLOBS = "blobs"
+
 
 def index_bytes(images: Sequence[CachedImage]) -> bytes:
     """The index file for `images`, ready to be written and renamed into place."""

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from download_agent.settings import DownloadSettings
-from download_agent.store import reading
+from relay.frontend.firmware import PublishedImages
 from tests.download_agent.conftest import (
     MIB,
     ContentServer,
@@ -48,11 +48,18 @@ async def test_a_dropped_image_leaves_the_index_but_its_blob_waits_for_the_reade
     async with agent():
         await until(lambda: published_ids(settings) == [kept.id, dropped.id])
         blob = settings.images_dir / "blobs" / dropped.sha256
-        with reading(settings.images_dir, dropped.sha256) as served:
+        # The relay's front end serving it: a shared lock until it is done.
+        name = f"images/{dropped.id}/{dropped.filename}"
+        served = PublishedImages(settings.images_dir).open(name)
+        assert served is not None
+        fd, _ = served
+        try:
             source.publish([kept])
             await until(lambda: published_ids(settings) == [kept.id])
             assert blob.exists()
-            assert hashlib.sha256(served.read()).hexdigest() == dropped.sha256
+            assert hashlib.sha256(os.pread(fd, 2 * MIB, 0)).hexdigest() == dropped.sha256
+        finally:
+            os.close(fd)
         await until(lambda: not blob.exists())
     assert_published(settings, kept)
 
