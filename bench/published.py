@@ -12,8 +12,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from relay.frontend.firmware import BLOBS, INDEX_FILE
-from relay.sync.images import CachedImage, index_bytes, parse_index
+from relay.sync.images import BLOBS, INDEX_FILE, CachedImage, index_bytes, parse_index
 
 
 def sha256_of(path: Path) -> str:

@@ -10,8 +10,7 @@ import hashlib
 import io
 from pathlib import Path
 
-from relay.frontend.firmware import BLOBS, INDEX_FILE
-from relay.sync.images import CachedImage, index_bytes, parse_index
+from relay.sync.images import BLOBS, INDEX_FILE, CachedImage, index_bytes, parse_index
 from tests.phones.conftest import Relay
 
 SYNC_TIMEOUT = 60.0
