@@ -49,6 +49,10 @@ MAX_COMMON_NAME = 64
 RSA_SIZES = (2048, 3072, 4096)
 MAX_LAB_DAYS = 3650
 
+# What parsing a certificate may raise on bad bytes: cryptography's InvalidVersion (a
+# version field other than v1-v3) is not a ValueError.
+CERT_PARSE_ERRORS: tuple[type[Exception], ...] = (ValueError, x509.InvalidVersion)
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 LabKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
@@ -513,7 +517,7 @@ def _load_certs(path: Path, remedy: str) -> list[x509.Certificate]:
     data = _read(path, remedy)
     try:
         return x509.load_pem_x509_certificates(data)
-    except (ValueError, x509.InvalidVersion):
+    except CERT_PARSE_ERRORS:
         raise CertError(f"{path} is damaged or not a PEM certificate file; {remedy}") from None
 
 

@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
-from certs.lab import CertError, ServerIdentity
+from certs.lab import CERT_PARSE_ERRORS, CertError, ServerIdentity
 from certs.tls import server_context
 from certs.validate import Finding, validate_pfx
 from relay.logs import event
@@ -145,7 +145,7 @@ def prepare(
         )
     try:
         certs = x509.load_pem_x509_certificates(chain_pem)
-    except (ValueError, x509.InvalidVersion):
+    except CERT_PARSE_ERRORS:
         raise _unreadable(
             "the chain is not PEM certificates (-----BEGIN CERTIFICATE-----)"
         ) from None
@@ -273,7 +273,7 @@ def _leaf_of(chain: Path) -> x509.Certificate:
         return x509.load_pem_x509_certificates(chain.read_bytes())[0]
     except OSError as exc:
         raise CertError(f"{chain}: cannot read ({exc.strerror})") from exc
-    except (ValueError, x509.InvalidVersion):
+    except CERT_PARSE_ERRORS:
         raise CertError(f"{chain} is damaged; install the certificate again") from None
 
 

@@ -44,6 +44,12 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from certs.lab import CERT_PARSE_ERRORS
+
+# What opening a PFX, and reading the system's CA bundle, may raise on bad input.
+_PFX_ERRORS: tuple[type[Exception], ...] = (*CERT_PARSE_ERRORS, TypeError, UnsupportedAlgorithm)
+_BUNDLE_ERRORS: tuple[type[Exception], ...] = (OSError, *CERT_PARSE_ERRORS)
+
 MAX_PFX_BYTES = 256 * 1024
 EXPIRY_WARNING = timedelta(days=30)
 MIN_RSA_BITS = 2048
@@ -212,7 +218,7 @@ def _open(data: bytes, password: str | None) -> _Opened | Finding:
             # Old CAs' negative serial numbers: a deprecation in cryptography, not a finding.
             warnings.simplefilter("ignore", CryptographyDeprecationWarning)
             loaded = pkcs12.load_pkcs12(data, secret)
-    except (ValueError, TypeError, UnsupportedAlgorithm, x509.InvalidVersion):
+    except _PFX_ERRORS:
         return _why_unreadable(data, password)
     certs = [c.certificate for c in loaded.additional_certs]
     has_key = loaded.key is not None
@@ -733,6 +739,6 @@ def system_roots() -> tuple[x509.Certificate, ...]:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", CryptographyDeprecationWarning)
                 return tuple(x509.load_pem_x509_certificates(Path(candidate).read_bytes()))
-        except (OSError, ValueError, x509.InvalidVersion):
+        except _BUNDLE_ERRORS:
             continue
     return ()
